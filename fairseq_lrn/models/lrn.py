@@ -1,0 +1,212 @@
+"""The LRN encoder-decoder model for fairseq: ``--arch lrn | lrn_iwslt_de_en | lrn_wmt_en_de``.
+
+Flags that mean the same as in fairseq's ``lstm`` model carry its names, so switching
+``--arch lstm`` to ``--arch lrn`` keeps the rest of a command valid.
+"""
+
+from fairseq import utils
+from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
+from torch import nn
+
+from ..modules import ATTENTION_TYPES
+from ..ops import ACTIVATIONS, IMPLS
+from .lrn_decoder import LRNDecoder
+from .lrn_encoder import LRNEncoder
+
+DEFAULT_MAX_POSITIONS = int(1e5)
+
+
+def Embedding(num_embeddings: int, embedding_dim: int, padding_idx: int) -> nn.Embedding:
+    """Token embedding with N(0, dim^-0.5) init and a zero padding row."""
+    m = nn.Embedding(num_embeddings, embedding_dim, padding_idx=padding_idx)
+    nn.init.normal_(m.weight, mean=0, std=embedding_dim ** -0.5)
+    nn.init.constant_(m.weight[padding_idx], 0)
+    return m
+
+
+def parse_attention_type(value) -> str:
+    """``--decoder-attention``: an attention type, or lstm's boolean spelling ('True' -> additive)."""
+    text = str(value)
+    if text.lower() in ("true", "1"):
+        return "additive"
+    if text.lower() in ("false", "0"):
+        raise ValueError("--decoder-attention False: the LRN decoder is built around attention; "
+                         f"choose one of {ATTENTION_TYPES}")
+    if text not in ATTENTION_TYPES:
+        raise ValueError(f"--decoder-attention must be one of {ATTENTION_TYPES} (or True), got {text!r}")
+    return text
+
+
+def check_args(args) -> None:
+    """Raise ValueError naming the first option whose value cannot build a model."""
+    for name in ("encoder_embed_dim", "encoder_hidden_size", "encoder_layers", "decoder_embed_dim",
+                 "decoder_hidden_size", "decoder_layers", "decoder_out_embed_dim",
+                 "decoder_attention_dim", "decoder_attention_heads"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for name in ("dropout", "encoder_dropout_in", "encoder_dropout_out",
+                 "decoder_dropout_in", "decoder_dropout_out"):
+        if not 0.0 <= getattr(args, name) < 1.0:
+            raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
+    if args.lrn_activation not in ACTIVATIONS:
+        raise ValueError(f"--lrn-activation must be one of {ACTIVATIONS}, got {args.lrn_activation!r}")
+    if args.lrn_impl not in IMPLS:
+        raise ValueError(f"--lrn-impl must be one of {IMPLS}, got {args.lrn_impl!r}")
+    shares_output = args.share_decoder_input_output_embed or args.share_all_embeddings
+    if shares_output and args.decoder_out_embed_dim != args.decoder_embed_dim:
+        raise ValueError("--share-decoder-input-output-embed needs --decoder-out-embed-dim "
+                         f"({args.decoder_out_embed_dim}) == --decoder-embed-dim ({args.decoder_embed_dim})")
+    if args.share_all_embeddings and args.encoder_embed_dim != args.decoder_embed_dim:
+        raise ValueError(f"--share-all-embeddings needs --encoder-embed-dim ({args.encoder_embed_dim}) "
+                         f"== --decoder-embed-dim ({args.decoder_embed_dim})")
+    if args.share_all_embeddings and (args.encoder_embed_path or "") != (args.decoder_embed_path or ""):
+        raise ValueError("--share-all-embeddings needs --encoder-embed-path == --decoder-embed-path")
+
+
+@register_model("lrn")
+class LRNModel(FairseqEncoderDecoderModel):
+    """LRN encoder-decoder with attention (Zhang & Sennrich, 2019)."""
+
+    @staticmethod
+    def add_args(parser):
+        add = parser.add_argument
+        add("--dropout", type=float, metavar="D", help="dropout probability")
+        add("--encoder-embed-dim", type=int, metavar="N", help="encoder embedding dimension")
+        add("--encoder-embed-path", type=str, metavar="STR", help="path to pre-trained encoder embedding")
+        add("--encoder-freeze-embed", action="store_true", help="freeze encoder embeddings")
+        add("--encoder-hidden-size", type=int, metavar="N",
+            help="encoder hidden size (per direction; every encoder layer outputs this size)")
+        add("--encoder-layers", type=int, metavar="N", help="number of encoder layers")
+        add("--encoder-bidirectional", action="store_true",
+            help="make the first encoder layer bidirectional (upper layers are unidirectional)")
+        add("--no-encoder-bidirectional", dest="encoder_bidirectional", action="store_false",
+            help="make every encoder layer unidirectional")
+        add("--encoder-dropout-in", type=float, metavar="D", help="dropout on encoder embeddings")
+        add("--encoder-dropout-out", type=float, metavar="D", help="dropout after each encoder layer")
+        add("--decoder-embed-dim", type=int, metavar="N", help="decoder embedding dimension")
+        add("--decoder-embed-path", type=str, metavar="STR", help="path to pre-trained decoder embedding")
+        add("--decoder-freeze-embed", action="store_true", help="freeze decoder embeddings")
+        add("--decoder-hidden-size", type=int, metavar="N", help="decoder hidden size")
+        add("--decoder-layers", type=int, metavar="N",
+            help="number of decoder layers (the first is the conditional attention layer)")
+        add("--decoder-out-embed-dim", type=int, metavar="N", help="decoder output embedding dimension")
+        add("--decoder-attention", type=str, metavar="TYPE",
+            help=f"attention type: {', '.join(ATTENTION_TYPES)} (True means additive, as in lstm)")
+        add("--decoder-attention-dim", type=int, metavar="N",
+            help="attention (query/key projection) dimension; ignored by dot")
+        add("--decoder-attention-heads", type=int, metavar="N", help="number of attention heads")
+        add("--decoder-input-feeding", action="store_true",
+            help="feed the previous context to the lower decoder cell (serialises training)")
+        add("--decoder-dropout-in", type=float, metavar="D", help="dropout on decoder embeddings")
+        add("--decoder-dropout-out", type=float, metavar="D",
+            help="dropout after each decoder layer and before the output softmax")
+        add("--share-decoder-input-output-embed", action="store_true",
+            help="share decoder input and output embeddings")
+        add("--share-all-embeddings", action="store_true",
+            help="share encoder, decoder and output embeddings (needs a joined dictionary)")
+        add("--lrn-activation", choices=ACTIVATIONS, help="g in h = g(i*r + f*h_prev)")
+        add("--layer-norm", action="store_true",
+            help="layer-normalise each gate's projection xW (before the bias) and each layer's output")
+        add("--no-layer-norm", dest="layer_norm", action="store_false", help="no layer normalisation")
+        add("--lrn-impl", choices=IMPLS,
+            help="recurrence implementation: auto (fused Triton kernel on CUDA, else the fast CPU "
+                 "path), fused, cpu or reference")
+
+    @classmethod
+    def build_model(cls, args, task):
+        base_architecture(args)
+        args.decoder_attention = parse_attention_type(args.decoder_attention)
+        check_args(args)
+        src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
+        if args.share_all_embeddings and src_dict != tgt_dict:
+            raise ValueError("--share-all-embeddings needs a joined dictionary "
+                             "(fairseq-preprocess --joined-dictionary)")
+
+        def build_embedding(dictionary, dim, path, freeze):
+            emb = Embedding(len(dictionary), dim, dictionary.pad())
+            if path:
+                utils.load_embedding(utils.parse_embedding(path), dictionary, emb)
+            emb.weight.requires_grad = not freeze
+            return emb
+
+        encoder_embed = build_embedding(src_dict, args.encoder_embed_dim, args.encoder_embed_path,
+                                        args.encoder_freeze_embed)
+        if args.share_all_embeddings:
+            decoder_embed = encoder_embed
+        else:
+            decoder_embed = build_embedding(tgt_dict, args.decoder_embed_dim, args.decoder_embed_path,
+                                            args.decoder_freeze_embed)
+        encoder = LRNEncoder(
+            src_dict, encoder_embed, args.encoder_hidden_size, args.encoder_layers,
+            args.encoder_bidirectional, args.encoder_dropout_in, args.encoder_dropout_out,
+            args.lrn_activation, args.layer_norm, args.lrn_impl, args.max_source_positions)
+        decoder = LRNDecoder(
+            tgt_dict, decoder_embed, args.decoder_hidden_size, args.decoder_out_embed_dim,
+            args.decoder_layers, encoder.output_size, encoder.final_state_size,
+            args.decoder_attention, args.decoder_attention_dim, args.decoder_attention_heads,
+            args.decoder_input_feeding, args.decoder_dropout_in, args.decoder_dropout_out,
+            args.lrn_activation, args.layer_norm, args.lrn_impl,
+            args.share_decoder_input_output_embed or args.share_all_embeddings,
+            args.max_target_positions)
+        return cls(encoder, decoder)
+
+
+@register_model_architecture("lrn", "lrn")
+def base_architecture(args):
+    """Defaults of the base model: 2+2 layers of 512, first encoder layer bidirectional,
+    additive attention, identity activation and layer norm (the authors' MT settings)."""
+    args.dropout = getattr(args, "dropout", 0.1)
+    args.encoder_embed_dim = getattr(args, "encoder_embed_dim", 512)
+    args.encoder_embed_path = getattr(args, "encoder_embed_path", None)
+    args.encoder_freeze_embed = getattr(args, "encoder_freeze_embed", False)
+    args.encoder_hidden_size = getattr(args, "encoder_hidden_size", 512)
+    args.encoder_layers = getattr(args, "encoder_layers", 2)
+    args.encoder_bidirectional = getattr(args, "encoder_bidirectional", True)
+    args.encoder_dropout_in = getattr(args, "encoder_dropout_in", args.dropout)
+    args.encoder_dropout_out = getattr(args, "encoder_dropout_out", args.dropout)
+    args.decoder_embed_dim = getattr(args, "decoder_embed_dim", 512)
+    args.decoder_embed_path = getattr(args, "decoder_embed_path", None)
+    args.decoder_freeze_embed = getattr(args, "decoder_freeze_embed", False)
+    args.decoder_hidden_size = getattr(args, "decoder_hidden_size", 512)
+    args.decoder_layers = getattr(args, "decoder_layers", 2)
+    args.decoder_out_embed_dim = getattr(args, "decoder_out_embed_dim", 512)
+    args.decoder_attention = getattr(args, "decoder_attention", "additive")
+    args.decoder_attention_dim = getattr(args, "decoder_attention_dim", args.decoder_hidden_size)
+    args.decoder_attention_heads = getattr(args, "decoder_attention_heads", 1)
+    args.decoder_input_feeding = getattr(args, "decoder_input_feeding", False)
+    args.decoder_dropout_in = getattr(args, "decoder_dropout_in", args.dropout)
+    args.decoder_dropout_out = getattr(args, "decoder_dropout_out", args.dropout)
+    args.share_decoder_input_output_embed = getattr(args, "share_decoder_input_output_embed", False)
+    args.share_all_embeddings = getattr(args, "share_all_embeddings", False)
+    args.lrn_activation = getattr(args, "lrn_activation", "identity")
+    args.layer_norm = getattr(args, "layer_norm", True)
+    args.lrn_impl = getattr(args, "lrn_impl", "auto")
+    args.max_source_positions = getattr(args, "max_source_positions", DEFAULT_MAX_POSITIONS)
+    args.max_target_positions = getattr(args, "max_target_positions", DEFAULT_MAX_POSITIONS)
+
+
+@register_model_architecture("lrn", "lrn_iwslt_de_en")
+def lrn_iwslt_de_en(args):
+    """Small model for IWSLT-sized data (inferred, not from the paper): 256-dim embeddings,
+    hidden 512, 2+2 layers, dropout 0.2, tied decoder embeddings."""
+    args.dropout = getattr(args, "dropout", 0.2)
+    args.encoder_embed_dim = getattr(args, "encoder_embed_dim", 256)
+    args.decoder_embed_dim = getattr(args, "decoder_embed_dim", 256)
+    args.decoder_out_embed_dim = getattr(args, "decoder_out_embed_dim", 256)
+    args.share_decoder_input_output_embed = getattr(args, "share_decoder_input_output_embed", True)
+    base_architecture(args)
+
+
+@register_model_architecture("lrn", "lrn_wmt_en_de")
+def lrn_wmt_en_de(args):
+    """The paper-scale WMT14 model: 6+6 layers, hidden 1024, embeddings 512, layer norm,
+    identity activation, all embeddings tied (needs a joined dictionary)."""
+    args.encoder_embed_dim = getattr(args, "encoder_embed_dim", 512)
+    args.encoder_hidden_size = getattr(args, "encoder_hidden_size", 1024)
+    args.encoder_layers = getattr(args, "encoder_layers", 6)
+    args.decoder_embed_dim = getattr(args, "decoder_embed_dim", 512)
+    args.decoder_hidden_size = getattr(args, "decoder_hidden_size", 1024)
+    args.decoder_layers = getattr(args, "decoder_layers", 6)
+    args.decoder_out_embed_dim = getattr(args, "decoder_out_embed_dim", 512)
+    args.share_all_embeddings = getattr(args, "share_all_embeddings", True)
+    base_architecture(args)

@@ -1,0 +1,89 @@
+"""Attention of decoder states over encoder states (additive, general, dot; optional heads).
+
+Keys are projected once per source sentence (:meth:`Attention.project_keys`); queries of all
+target positions are scored at once, so training needs no loop over time.
+"""
+
+import math
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ATTENTION_TYPES = ("additive", "general", "dot")
+
+
+class Attention(nn.Module):
+    """Scores ``(T, B, query_dim)`` queries against ``(S, B, key_dim)`` encoder states.
+
+    * additive (Bahdanau): ``v_h . tanh(Wq q + Wk k + b)`` per head.
+    * general (Luong): ``(Wq q) . (Wk k) / sqrt(head_dim)`` per head.
+    * dot (Luong): ``q . k / sqrt(head_dim)``; needs ``query_dim == key_dim``.
+
+    The context of each head is the weighted sum of its slice of the encoder states, so
+    the concatenated context has ``key_dim`` channels.
+    """
+
+    def __init__(self, query_dim: int, key_dim: int, attention_dim: int,
+                 kind: str = "additive", heads: int = 1):
+        super().__init__()
+        if kind not in ATTENTION_TYPES:
+            raise ValueError(f"--decoder-attention must be one of {ATTENTION_TYPES}, got {kind!r}")
+        if heads < 1:
+            raise ValueError(f"--decoder-attention-heads must be >= 1, got {heads}")
+        if kind == "dot":
+            if query_dim != key_dim:
+                raise ValueError(f"--decoder-attention dot needs decoder hidden size ({query_dim}) "
+                                 f"== encoder output size ({key_dim}); use additive or general")
+            attention_dim = key_dim
+        for name, dim in (("--decoder-attention-dim", attention_dim), ("encoder output size", key_dim)):
+            if dim % heads:
+                raise ValueError(f"{name} ({dim}) must be divisible by "
+                                 f"--decoder-attention-heads ({heads})")
+        self.kind, self.heads, self.key_dim = kind, heads, key_dim
+        self.head_dim = attention_dim // heads
+        if kind == "dot":
+            self.query_proj = self.key_proj = None
+        else:
+            self.query_proj = nn.Linear(query_dim, attention_dim, bias=False)
+            self.key_proj = nn.Linear(key_dim, attention_dim, bias=kind == "additive")
+        self.v = nn.Parameter(torch.empty(heads, self.head_dim)) if kind == "additive" else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for proj in (self.query_proj, self.key_proj):
+            if proj is not None:
+                nn.init.xavier_uniform_(proj.weight)
+                if proj.bias is not None:
+                    nn.init.zeros_(proj.bias)
+        if self.v is not None:
+            nn.init.uniform_(self.v, -1 / math.sqrt(self.head_dim), 1 / math.sqrt(self.head_dim))
+
+    def project_keys(self, encoder_out: Tensor) -> Tensor:
+        """encoder_out ``(S, B, key_dim)`` -> keys ``(B, heads, S, head_dim)``."""
+        k = encoder_out if self.key_proj is None else self.key_proj(encoder_out)
+        S, B, _ = k.shape
+        return k.view(S, B, self.heads, self.head_dim).permute(1, 2, 0, 3)
+
+    def forward(self, query: Tensor, keys: Tensor, encoder_out: Tensor,
+                padding_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        """query ``(T, B, query_dim)``, keys from :meth:`project_keys`, encoder_out
+        ``(S, B, key_dim)``, padding_mask ``(B, S)`` bool or None.
+        Returns context ``(T, B, key_dim)`` and weights ``(B, T, S)`` (mean over heads)."""
+        T, B, _ = query.shape
+        q = query if self.query_proj is None else self.query_proj(query)
+        q = q.view(T, B, self.heads, self.head_dim).permute(1, 2, 0, 3)  # (B, H, T, a)
+        if self.kind == "additive":
+            # tanh((B, H, T, 1, a) + (B, H, 1, S, a)) @ (1, H, 1, a, 1) -> (B, H, T, S)
+            hidden = torch.tanh(q.unsqueeze(3) + keys.unsqueeze(2))
+            scores = (hidden @ self.v.view(1, self.heads, 1, self.head_dim, 1)).squeeze(-1)
+        else:
+            scores = (q @ keys.transpose(2, 3)) / math.sqrt(self.head_dim)
+        if padding_mask is not None:
+            scores = scores.masked_fill(padding_mask.view(B, 1, 1, -1), float("-inf"))
+        weights = F.softmax(scores.float(), dim=-1).type_as(scores)  # (B, H, T, S)
+        S = encoder_out.size(0)
+        values = encoder_out.view(S, B, self.heads, -1).permute(1, 2, 0, 3)  # (B, H, S, c)
+        context = (weights @ values).permute(2, 0, 1, 3).reshape(T, B, self.key_dim)
+        return context, weights.mean(1)

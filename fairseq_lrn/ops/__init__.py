@@ -1,0 +1,71 @@
+"""The LRN recurrence and nothing else: tensors in, tensors out.
+
+:func:`lrn_recurrence` is the one entry point; it picks an implementation:
+
+* ``fused``: Triton kernels (forward + backward), for CUDA tensors; on CPU tensors only
+  under ``TRITON_INTERPRET=1`` (slow, for tests).
+* ``cpu``: PyTorch with a hand-written backward (any device; the fast CPU path).
+* ``reference``: the plain step-by-step loop with autograd (ground truth).
+* ``auto``: ``fused`` for CUDA tensors when Triton is importable, else ``cpu``.
+
+Triton is imported only when the fused path is first used, so this package imports
+without a GPU and without Triton.
+"""
+
+import functools
+import importlib.util
+import os
+from typing import Optional, Tuple
+
+from torch import Tensor
+
+from .cpu_lrn import lrn_recurrence_cpu
+from .reference import ACTIVATIONS, lrn_cell, lrn_recurrence_reference
+
+IMPLS = ("auto", "fused", "cpu", "reference")
+
+__all__ = ["ACTIVATIONS", "IMPLS", "lrn_cell", "lrn_recurrence", "lrn_recurrence_cpu",
+           "lrn_recurrence_reference", "resolve_impl", "triton_available"]
+
+
+@functools.lru_cache(maxsize=None)
+def triton_available() -> bool:
+    """True when the ``triton`` package can be found (it is not imported here)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def resolve_impl(impl: str, tensor: Tensor) -> str:
+    """Map ``impl`` (one of IMPLS) to the implementation that will run on ``tensor``.
+
+    Raises ValueError for an unknown name and RuntimeError when ``fused`` cannot run."""
+    if impl not in IMPLS:
+        raise ValueError(f"unknown LRN implementation {impl!r}; choose one of {IMPLS}")
+    if impl == "auto":
+        return "fused" if tensor.is_cuda and triton_available() else "cpu"
+    if impl == "fused":
+        if not triton_available():
+            raise RuntimeError("--lrn-impl fused needs Triton, which is not installed "
+                               "(pip install triton, or use --lrn-impl cpu)")
+        if not tensor.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+            raise RuntimeError("--lrn-impl fused runs on CUDA tensors; on CPU it needs the Triton "
+                               "interpreter (set TRITON_INTERPRET=1 before starting; slow, for tests)")
+    return impl
+
+
+def lrn_recurrence(pqr: Tensor, h0: Optional[Tensor] = None, mask: Optional[Tensor] = None,
+                   activation: str = "identity", bidirectional: bool = False,
+                   impl: str = "auto") -> Tuple[Tensor, Tensor]:
+    """LRN recurrence over precomputed projections.
+
+    pqr ``(T, B, 3, D)`` = ``[p; q; r]`` per step, h0 ``(B, D)`` or None, mask ``(T, B)`` bool
+    (True = padding) or None. Returns ``out (T, B, D)`` (zero at padded steps) and
+    ``h_last (B, D)``. With ``bidirectional``, channels ``[D/2, D)`` walk time backwards.
+    """
+    impl = resolve_impl(impl, pqr)
+    if impl == "fused":
+        from .triton_lrn import lrn_recurrence_fused
+
+        return lrn_recurrence_fused(pqr, h0, mask, activation, bidirectional)
+    if impl == "cpu":
+        return lrn_recurrence_cpu(pqr, h0, mask, activation, bidirectional)
+    return lrn_recurrence_reference(pqr, h0, mask, activation, bidirectional)

@@ -1,0 +1,135 @@
+"""Fast PyTorch LRN recurrence with a hand-written backward (the CPU path; runs on any device).
+
+Autograd would record ~10 ops per step and replay them one by one. Here forward and
+backward are explicit loops over time whose per-step work touches only ``(B, d)`` slices
+(which stay in cache) through fused, preallocated, in-place ops; backward recomputes the
+gates from the saved states instead of storing them. Per step, with ``a = i*r + f*h_prev``::
+
+    da      = dh_t * g'(a)                     (dh_t: output grad + grad from step t+1)
+    dr      = da * i
+    dp      = da * r * i (1 - i)
+    dq      = da * h_prev * f (1 - f)
+    dh_prev = da * f + dp - dq
+
+Same conventions as :mod:`fairseq_lrn.ops.reference`.
+"""
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .reference import check_recurrence_args
+
+sigmoid_backward = torch.ops.aten.sigmoid_backward
+tanh_backward = torch.ops.aten.tanh_backward
+
+
+def _directions(T: int, D: int, bidirectional: bool) -> List[Tuple[slice, range]]:
+    """(channel slice, time order) for each direction."""
+    if not bidirectional:
+        return [(slice(0, D), range(T))]
+    d = D // 2
+    return [(slice(0, d), range(T)), (slice(d, D), range(T - 1, -1, -1))]
+
+
+def _forward_direction(pqr: Tensor, h: Tensor, pad: Optional[Tensor], tanh: bool,
+                       steps: range, states: Tensor, out: Tensor) -> None:
+    """Walk ``steps`` of pqr ``(T, B, 3, d)`` from h ``(B, d)``; fill states (carried through
+    padding) and out (zero at padding), both ``(T, B, d)``. pad: ``(T, B, 1)`` bool or None."""
+    i = torch.empty_like(h)
+    f = torch.empty_like(h)
+    h_new = torch.empty_like(h)
+    for t in steps:
+        p, q, r = pqr[t].unbind(1)
+        torch.add(p, h, out=i).sigmoid_()
+        torch.sub(q, h, out=f).sigmoid_()
+        torch.mul(i, r, out=h_new).addcmul_(f, h)
+        if tanh:
+            h_new.tanh_()
+        if pad is None:
+            h = states[t].copy_(h_new)
+        else:  # padded step: carry h, output zero
+            h = torch.where(pad[t], h, h_new, out=states[t])
+            torch.mul(h, pad[t].logical_not(), out=out[t])
+
+
+def _backward_direction(pqr: Tensor, h0: Tensor, states: Tensor, keep: Optional[Tensor],
+                        tanh: bool, steps: range, grad_out: Optional[Tensor], dh: Tensor,
+                        grad_pqr: Tensor) -> Tensor:
+    """Reverse of :func:`_forward_direction`: fills grad_pqr ``(T, B, 3, d)``, returns grad of h0.
+    keep ``(T, B, 1)`` is 1.0 at real steps and 0.0 at padded ones (or None)."""
+    i = torch.empty_like(dh)
+    f = torch.empty_like(dh)
+    tmp = torch.empty_like(dh)
+    order = list(steps)
+    for n in range(len(order) - 1, -1, -1):
+        t = order[n]
+        h_prev = states[order[n - 1]] if n else h0
+        p, q, r = pqr[t].unbind(1)
+        dp, dq, dr = grad_pqr[t].unbind(1)
+        torch.add(p, h_prev, out=i).sigmoid_()
+        torch.sub(q, h_prev, out=f).sigmoid_()
+        if grad_out is not None:
+            dh = dh + grad_out[t] if keep is None else torch.addcmul(dh, grad_out[t], keep[t])
+        da = tanh_backward(dh, states[t]) if tanh else dh
+        if keep is not None:
+            carried = dh * (1 - keep[t])
+            da = da * keep[t]
+        torch.mul(da, i, out=dr)
+        sigmoid_backward(torch.mul(da, r, out=tmp), i, grad_input=dp)
+        sigmoid_backward(torch.mul(da, h_prev, out=tmp), f, grad_input=dq)
+        dh = torch.sub(dp, dq).addcmul_(da, f)
+        if keep is not None:
+            dh += carried
+    return dh
+
+
+class LRNRecurrenceCPU(torch.autograd.Function):
+    """autograd.Function for the LRN recurrence; see :func:`lrn_recurrence_cpu`."""
+
+    @staticmethod
+    def forward(ctx, pqr: Tensor, h0: Optional[Tensor], mask: Optional[Tensor],
+                activation: str, bidirectional: bool) -> Tuple[Tensor, Tensor]:
+        T, B, _, D = pqr.shape
+        in_dtype = pqr.dtype
+        compute = torch.float32 if in_dtype in (torch.float16, torch.bfloat16) else in_dtype
+        pqr_c = pqr.to(compute)
+        h0_c = pqr_c.new_zeros(B, D) if h0 is None else h0.to(compute)
+        pad = None if mask is None else mask.unsqueeze(-1)
+        states = pqr_c.new_empty(T, B, D)
+        out = states if pad is None else torch.empty_like(states)
+        h_last = torch.empty_like(h0_c)
+        for ch, steps in _directions(T, D, bidirectional):
+            _forward_direction(pqr_c[..., ch], h0_c[:, ch], pad, activation == "tanh", steps,
+                               states[..., ch], out[..., ch])
+            h_last[:, ch] = states[steps[-1], :, ch] if T else h0_c[:, ch]
+        ctx.save_for_backward(pqr_c, h0_c, pad, states)
+        ctx.activation, ctx.bidirectional, ctx.in_dtype = activation, bidirectional, in_dtype
+        ctx.h0_dtype = None if h0 is None else h0.dtype
+        return out.to(in_dtype), h_last.to(in_dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out: Optional[Tensor], grad_last: Optional[Tensor]):
+        pqr, h0, pad, states = ctx.saved_tensors
+        T, B, _, D = pqr.shape
+        keep = None if pad is None else (~pad).to(pqr.dtype)
+        grad_out = None if grad_out is None else grad_out.to(pqr.dtype)
+        dh_last = torch.zeros_like(h0) if grad_last is None else grad_last.to(pqr.dtype)
+        grad_pqr = torch.empty_like(pqr)
+        grad_h0 = torch.empty_like(h0)
+        for ch, steps in _directions(T, D, ctx.bidirectional):
+            grad_h0[:, ch] = _backward_direction(
+                pqr[..., ch], h0[:, ch], states[..., ch], keep, ctx.activation == "tanh", steps,
+                None if grad_out is None else grad_out[..., ch], dh_last[:, ch], grad_pqr[..., ch])
+        grad_h0 = grad_h0.to(ctx.h0_dtype) if ctx.h0_dtype is not None and ctx.needs_input_grad[1] else None
+        return grad_pqr.to(ctx.in_dtype), grad_h0, None, None, None
+
+
+def lrn_recurrence_cpu(pqr: Tensor, h0: Optional[Tensor] = None, mask: Optional[Tensor] = None,
+                       activation: str = "identity", bidirectional: bool = False
+                       ) -> Tuple[Tensor, Tensor]:
+    """LRN recurrence with a hand-written backward. pqr ``(T, B, 3, D)``, h0 ``(B, D)``,
+    mask ``(T, B)`` bool; returns ``out (T, B, D)`` and ``h_last (B, D)``."""
+    check_recurrence_args(pqr, h0, mask, activation, bidirectional)
+    return LRNRecurrenceCPU.apply(pqr, h0, mask, activation, bidirectional)

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Score translations the standard way: sacreBLEU and chrF, with their signatures, on detokenized text.
+
+The hypotheses are fairseq-generate output or a plain file (one translation per line). From
+fairseq-generate output the D- lines are used when present (fairseq's own post-processing of H-,
+identical to H- unless generate ran with --tokenizer/--bpe), else the H- lines; both are put back in
+sentence-id order and the first hypothesis of each id is kept. Then subword marks are removed
+(--bpe) and the text is Moses-detokenized (--detok). References are plain files, never downloaded.
+
+--tokenized-bleu adds the BLEU older papers report (the LRN paper's 26.26 included): Moses-tokenized
+hypotheses and references, compound splitting ("a-b" -> "a ##AT##-##AT## b"), multi-bleu-style
+scoring, cased and case-insensitive. It is labelled as such: it is not sacreBLEU and not comparable to it.
+"""
+
+import argparse
+import json
+import re
+import sys
+
+from sacrebleu.metrics import BLEU, CHRF
+
+_GENERATE_LINE = re.compile(r"([HD])-(\d+)\t[^\t]*\t(.*)")
+_COMPOUND = re.compile(r"(\S)-(\S)")
+TOKENIZED_LABEL = "tokenized BLEU (paper-comparable, not sacreBLEU)"
+
+
+class EvalError(Exception):
+    """Inputs that cannot be scored; the message names the files."""
+
+
+def read_lines(path):
+    with open(path, encoding="utf-8", newline="\n") as f:
+        return [line.rstrip("\r\n") for line in f]
+
+
+def load_hypotheses(path):
+    """Return (hypotheses, description of what was read) from fairseq-generate output or a plain file."""
+    lines = read_lines(path)
+    by_kind = {"H": {}, "D": {}}
+    for line in lines:
+        m = _GENERATE_LINE.fullmatch(line)
+        if m:
+            by_kind[m[1]].setdefault(int(m[2]), m[3])
+    kind = "D" if by_kind["D"] else "H"
+    by_id = by_kind[kind]
+    if not by_id:
+        return lines, "plain text"
+    if sorted(by_id) != list(range(len(by_id))):
+        missing = sorted(set(range(max(by_id) + 1)) - set(by_id))
+        raise EvalError(f"{path}: {kind}- lines lack sentence ids {missing[:10]}{'...' if len(missing) > 10 else ''}"
+                        " (did fairseq-generate run on the whole test set?)")
+    return [by_id[i] for i in range(len(by_id))], f"fairseq-generate {kind}- lines"
+
+
+def remove_subwords(line, bpe):
+    """Undo subword segmentation the way fairseq's --post-process does."""
+    if bpe == "subword_nmt":
+        return (line + " ").replace("@@ ", "").rstrip()
+    if bpe == "sentencepiece":
+        return line.replace(" ", "").replace("\u2581", " ").strip()
+    return line
+
+
+def detokenize(lines, lang):
+    from sacremoses import MosesDetokenizer
+
+    detok = MosesDetokenizer(lang=lang)
+    return [detok.detokenize(line.split()) for line in lines]
+
+
+def paper_tokenize(lines, lang):
+    """Moses-tokenize (unescaped) and split hyphenated compounds: "a-b" -> "a ##AT##-##AT## b"."""
+    from sacremoses import MosesTokenizer
+
+    tok = MosesTokenizer(lang=lang)
+    return [_COMPOUND.sub(r"\1 ##AT##-##AT## \2", tok.tokenize(line, return_str=True, escape=False))
+            for line in lines]
+
+
+def tokenized_bleu(hyps, refs, lang):
+    """Cased and case-insensitive BLEU of paper-tokenized text, scored like multi-bleu.perl."""
+    hyps, refs = paper_tokenize(hyps, lang), [paper_tokenize(r, lang) for r in refs]
+    return {case: BLEU(tokenize="none", smooth_method="none", lowercase=case == "uncased", force=True)
+            .corpus_score(hyps, refs).score for case in ("cased", "uncased")}
+
+
+def evaluate(hyp_path, ref_paths, lang="de", bpe="none", detok="moses", with_tokenized_bleu=False):
+    """Score `hyp_path` against the reference files; return a dict (scores, signatures, what was read)."""
+    hyps, source = load_hypotheses(hyp_path)
+    refs = [read_lines(p) for p in ref_paths]
+    for path, ref in zip(ref_paths, refs):
+        if len(ref) != len(hyps):
+            raise EvalError(f"{hyp_path} has {len(hyps)} hypotheses ({source}) but {path} has {len(ref)} lines")
+    hyps = [remove_subwords(h, bpe) for h in hyps]
+    warnings = []
+    if bpe == "none" and any("@@ " in h or "\u2581" in h for h in hyps):
+        warnings.append(f"{hyp_path} still contains subword marks; pass --bpe subword_nmt or --bpe sentencepiece")
+    if detok == "moses":
+        hyps = detokenize(hyps, lang)
+    bleu, chrf = BLEU(), CHRF()
+    b, c = bleu.corpus_score(hyps, refs), chrf.corpus_score(hyps, refs)
+    result = {
+        "hypotheses": str(hyp_path), "read": source, "sentences": len(hyps), "references": list(map(str, ref_paths)),
+        "bpe": bpe, "detok": detok, "warnings": warnings,
+        "bleu": {"score": b.score, "signature": str(bleu.get_signature()), "verbose": str(b)},
+        "chrf": {"score": c.score, "signature": str(chrf.get_signature()), "verbose": str(c)},
+    }
+    if with_tokenized_bleu:
+        result["tokenized_bleu"] = {"label": TOKENIZED_LABEL, **tokenized_bleu(hyps, refs, lang)}
+    return result
+
+
+def format_report(r):
+    lines = [f"hypotheses: {r['hypotheses']} ({r['read']}, {r['sentences']} sentences; "
+             f"bpe removal: {r['bpe']}, detokenizer: {r['detok']})",
+             *(f"warning: {w}" for w in r["warnings"]),
+             f"sacreBLEU: {r['bleu']['score']:.2f}  signature: {r['bleu']['signature']}",
+             f"  {r['bleu']['verbose']}",
+             f"chrF: {r['chrf']['score']:.2f}  signature: {r['chrf']['signature']}"]
+    if "tokenized_bleu" in r:
+        t = r["tokenized_bleu"]
+        lines.append(f"{t['label']}: {t['cased']:.2f} cased, {t['uncased']:.2f} case-insensitive "
+                     "(Moses tokenization, ##AT##-##AT## compound splitting)")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hyp", required=True, help="fairseq-generate output or a plain hypothesis file")
+    p.add_argument("--ref", required=True, action="append", help="reference file (repeat for several references)")
+    p.add_argument("--lang", default="de", help="target language, for the Moses (de)tokenizer (default: de)")
+    p.add_argument("--bpe", choices=("none", "subword_nmt", "sentencepiece"), default="none",
+                   help="subword marks to remove (default: none, e.g. after fairseq-generate --remove-bpe)")
+    p.add_argument("--detok", choices=("moses", "none"), default="moses",
+                   help="detokenizer (default: moses; none when the hypotheses are detokenized already)")
+    p.add_argument("--tokenized-bleu", action="store_true",
+                   help="also report the paper-comparable tokenized BLEU with compound splitting")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = p.parse_args(argv)
+    try:
+        result = evaluate(args.hyp, args.ref, args.lang, args.bpe, args.detok, args.tokenized_bleu)
+    except (EvalError, OSError) as exc:
+        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# GPU check for the fused LRN kernels, run from the repository root on a CUDA machine:
+#   (a) versions, (b) the fused-vs-reference tests compiled on CUDA, (c) the kernel benchmark
+#   (default grid + launch-config sweep). With $OUT set, logs, JSON and plot are written there.
+# Needs torch + Triton (+ pytest); not fairseq. About 3-4 minutes on an H100.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+unset TRITON_INTERPRET
+OUT="${OUT:-}"
+dest() { if [ -n "$OUT" ]; then echo "$OUT/$1"; else echo /dev/null; fi; }
+[ -n "$OUT" ] && mkdir -p "$OUT"
+status=0
+
+echo "== versions"
+nvidia-smi || status=1
+python - <<'PY' 2>&1 | tee "$(dest versions.txt)"
+import sys, torch, triton
+print("python", sys.version.split()[0], "| torch", torch.__version__, "| cuda", torch.version.cuda,
+      "| triton", triton.__version__)
+print("device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "NO CUDA DEVICE")
+PY
+
+echo "== tests (fused vs reference, compiled on CUDA)"
+timeout 180 python -m pytest -q -p no:cacheprovider tests/ops/test_triton_lrn.py 2>&1 \
+    | tee "$(dest pytest.txt)" || status=1
+
+echo "== benchmark"
+args=(--sweep)
+[ -n "$OUT" ] && args+=(--json "$OUT/benchmark.json" --plot "$OUT/benchmark.png")
+timeout 300 python scripts/benchmark_kernel.py "${args[@]}" 2>&1 | tee "$(dest benchmark.md)" || status=1
+exit $status

@@ -1,0 +1,44 @@
+"""Run fairseq's command-line tools the way a user does, in a subprocess."""
+
+import os
+
+from fairseq_lrn.cli import run_fairseq
+from fairseq_lrn.toy_data import write_corpus
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+USER_DIR = os.path.join(REPO, "fairseq_lrn")
+
+
+def run_cli(tool: str, *args, input_text=None, check=True, env=None, timeout=900):
+    """Run ``fairseq-<tool>`` with captured output; fail the test with its stderr on error."""
+    proc = run_fairseq(tool, *args, capture=True, input_text=input_text, check=False, env=env,
+                       timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"fairseq-{tool} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def write_reversal_corpus(folder, n_train=1500):
+    """The toy reversal task (target = source reversed) as {train,valid,test}.{src,tgt}."""
+    write_corpus(folder, "reversal", {"train": n_train, "valid": 60, "test": 40})
+
+
+def preprocess(folder, joined=False):
+    """fairseq-preprocess the corpus in ``folder`` into ``folder/bin``; returns that path."""
+    dest = os.path.join(folder, "bin")
+    p = lambda split: os.path.join(folder, split)  # noqa: E731
+    run_cli("preprocess", "--source-lang", "src", "--target-lang", "tgt", "--trainpref", p("train"),
+            "--validpref", p("valid"), "--testpref", p("test"), "--destdir", dest, "--workers", "1",
+            *(["--joined-dictionary"] if joined else []))
+    return dest
+
+
+TINY_MODEL = ["--encoder-embed-dim", "32", "--decoder-embed-dim", "32", "--decoder-out-embed-dim", "32",
+              "--encoder-hidden-size", "64", "--decoder-hidden-size", "64", "--dropout", "0"]
+
+
+def train_args(data_bin, save_dir, *extra, arch="lrn_iwslt_de_en", epochs=12):
+    """fairseq-train arguments for a tiny LRN on the reversal task."""
+    return [data_bin, "--user-dir", USER_DIR, "--arch", arch, *TINY_MODEL, "--optimizer", "adam",
+            "--lr", "0.01", "--max-tokens", "1000", "--max-epoch", str(epochs), "--save-dir", save_dir,
+            "--cpu", "--no-progress-bar", "--log-interval", "10", "--seed", "1", *extra]

@@ -1,0 +1,17 @@
+import os
+
+import pytest
+
+from tests.cli_utils import preprocess, run_cli, train_args, write_reversal_corpus
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A tiny lrn_iwslt_de_en trained with fairseq-train on the reversal task:
+    (folder, data_bin, checkpoint path)."""
+    folder = str(tmp_path_factory.mktemp("reverse"))
+    write_reversal_corpus(folder)
+    data_bin = preprocess(folder)
+    save_dir = os.path.join(folder, "checkpoints")
+    run_cli("train", *train_args(data_bin, save_dir, "--no-epoch-checkpoints", "--disable-validation"))
+    return folder, data_bin, os.path.join(save_dir, "checkpoint_last.pt")

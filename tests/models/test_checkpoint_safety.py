@@ -1,0 +1,71 @@
+"""Checkpoint loading: fairseq checkpoints load under torch >= 2.6; crafted files are refused."""
+
+import argparse
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from fairseq import checkpoint_utils
+
+import fairseq_lrn.models  # noqa: F401  (installs the safe loader, as --user-dir does)
+from fairseq_lrn.checkpoint_safety import CheckpointError, fairseq_checkpoint_globals
+
+
+class RunsCode:
+    """Unpickling this object runs ``open(marker, "w")`` (a stand-in for any payload)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_checkpoint_written_by_fairseq_train_loads(trained):
+    _, _, checkpoint = trained
+    state = checkpoint_utils.load_checkpoint_to_cpu(checkpoint)
+    assert state["cfg"]["model"].arch == "lrn_iwslt_de_en"
+    assert "encoder.embed_tokens.weight" in state["model"]
+
+
+def test_allow_list_covers_numpy_scalars_and_namespace(tmp_path):
+    path = tmp_path / "extra.pt"
+    torch.save({"args": argparse.Namespace(lr=[0.1]), "best": np.float64(3.5), "v": np.float32(1.0)}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path)  # plain torch.load keeps torch's default: refused
+    with torch.serialization.safe_globals(fairseq_checkpoint_globals()):
+        state = torch.load(path)
+    assert state["args"].lr == [0.1] and state["best"] == 3.5
+
+
+def test_code_executing_pickle_is_refused_and_not_run(tmp_path):
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "args": RunsCode(str(marker))}, path)
+    with pytest.raises(CheckpointError, match="references builtins.open") as info:
+        checkpoint_utils.load_checkpoint_to_cpu(str(path))
+    assert str(path) in str(info.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "truncated, empty or not a fairseq checkpoint"),
+    (b"not a checkpoint at all", "truncated, empty or not a fairseq checkpoint"),
+    (pickle.dumps({"model": {}}), "refused to load checkpoint"),
+])
+def test_unreadable_files_are_named(tmp_path, content, message):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message) as info:
+        checkpoint_utils.load_checkpoint_to_cpu(str(path))
+    assert str(path) in str(info.value)
+
+
+def test_truncated_checkpoint_is_named(trained, tmp_path):
+    _, _, checkpoint = trained
+    data = open(checkpoint, "rb").read()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated"):
+        checkpoint_utils.load_checkpoint_to_cpu(str(truncated))

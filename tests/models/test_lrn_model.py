@@ -1,0 +1,123 @@
+"""The fairseq model in-process: incremental decoding, beam search scores, bad options."""
+
+import pytest
+import torch
+from fairseq.sequence_generator import SequenceGenerator
+
+from tests.models.helpers import build_model, make_dictionary
+
+
+def batch(dictionary, lengths, left_pad=True):
+    """Random source tokens (B, S), padded on the left (fairseq's default) or right."""
+    S = max(lengths)
+    tokens = torch.full((len(lengths), S), dictionary.pad())
+    for b, n in enumerate(lengths):
+        words = torch.randint(dictionary.nspecial, len(dictionary), (n,))
+        words[-1] = dictionary.eos()
+        if left_pad:
+            tokens[b, S - n:] = words
+        else:
+            tokens[b, :n] = words
+    return tokens, torch.tensor(lengths)
+
+
+def prev_output(dictionary, B, T):
+    tokens = torch.randint(dictionary.nspecial, len(dictionary), (B, T))
+    tokens[:, 0] = dictionary.eos()
+    return tokens
+
+
+@pytest.mark.parametrize("overrides", [
+    {},
+    dict(decoder_input_feeding=True),
+    dict(decoder_attention="general", decoder_attention_heads=2, decoder_layers=3),
+    dict(decoder_attention="dot", lrn_activation="tanh", layer_norm=False),
+    dict(encoder_bidirectional=False, encoder_layers=1, decoder_layers=1),
+])
+def test_incremental_decoder_equals_full_decoder(overrides):
+    model = build_model(**overrides).double().eval()
+    d = model.decoder.dictionary
+    src, src_len = batch(d, [5, 3, 4])
+    prev = prev_output(d, 3, 6)
+    enc = model.encoder(src, src_len)
+    full, full_attn = model.decoder(prev, enc)
+    state = {}
+    for t in range(prev.size(1)):
+        step, step_attn = model.decoder(prev[:, :t + 1], enc, incremental_state=state)
+        torch.testing.assert_close(step[:, 0], full[:, t], rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(step_attn[:, 0], full_attn[:, t], rtol=1e-9, atol=1e-9)
+
+
+def test_left_and_right_padding_give_the_same_encoding():
+    model = build_model().double().eval()
+    d = model.encoder.dictionary
+    left, lengths = batch(d, [6, 2, 4], left_pad=True)
+    right = torch.full_like(left, d.pad())
+    for b, n in enumerate(lengths.tolist()):
+        right[b, :n] = left[b, left.size(1) - n:]
+    out_l, out_r = model.encoder(left, lengths), model.encoder(right, lengths)
+    torch.testing.assert_close(out_l["final_state"], out_r["final_state"])
+    for b, n in enumerate(lengths.tolist()):
+        S = left.size(1)
+        torch.testing.assert_close(out_l["encoder_out"][S - n:, b], out_r["encoder_out"][:n, b])
+    prev = prev_output(d, 3, 4)
+    torch.testing.assert_close(model.decoder(prev, out_l)[0], model.decoder(prev, out_r)[0])
+
+
+def test_beam_search_scores_equal_full_forward_scores():
+    torch.manual_seed(1)
+    model = build_model().double().eval()
+    d = model.decoder.dictionary
+    src, src_len = batch(d, [5, 4])
+    generator = SequenceGenerator([model], d, beam_size=5, max_len_b=8)
+    hypos = generator.forward({"net_input": {"src_tokens": src, "src_lengths": src_len}})
+    for b, beam in enumerate(hypos):
+        assert len(beam) == 5
+        for hypo in beam:
+            tokens = hypo["tokens"].unsqueeze(0)  # ends with eos
+            prev = torch.cat([tokens.new_full((1, 1), d.eos()), tokens[:, :-1]], 1)
+            enc = model.encoder(src[b:b + 1], src_len[b:b + 1])
+            lprobs = model.get_normalized_probs(model.decoder(prev, enc), log_probs=True)
+            token_scores = lprobs[0].gather(-1, tokens[0].unsqueeze(-1)).squeeze(-1)
+            torch.testing.assert_close(hypo["positional_scores"], token_scores, rtol=1e-6, atol=1e-6)
+
+
+def test_shared_embeddings():
+    d = make_dictionary()
+    model = build_model(d, d, share_all_embeddings=True)
+    assert model.encoder.embed_tokens is model.decoder.embed_tokens
+    assert model.decoder.output_projection is None
+    model = build_model(d, make_dictionary(31), share_decoder_input_output_embed=False)
+    assert model.decoder.output_projection.weight.shape == (35, 16)
+
+
+def test_gradients_reach_every_parameter():
+    model = build_model(decoder_layers=2, encoder_layers=2)
+    d = model.decoder.dictionary
+    src, src_len = batch(d, [5, 3])
+    logits, _ = model(src, src_len, prev_output(d, 2, 4))
+    logits.sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(decoder_attention="luong"), "--decoder-attention must be one of"),
+    (dict(decoder_attention="False"), "--decoder-attention False"),
+    (dict(decoder_attention="dot", decoder_hidden_size=32), "dot needs decoder hidden size"),
+    (dict(decoder_attention_heads=5), "divisible by --decoder-attention-heads"),
+    (dict(decoder_out_embed_dim=20), "--decoder-out-embed-dim"),
+    (dict(share_all_embeddings=True, encoder_embed_dim=8), "--encoder-embed-dim"),
+    (dict(encoder_layers=0), "--encoder-layers must be >= 1"),
+    (dict(dropout=1.5, encoder_dropout_in=1.5), "must be in \\[0, 1\\)"),
+    (dict(lrn_impl="cuda"), "--lrn-impl must be one of"),
+    (dict(lrn_activation="relu"), "--lrn-activation must be one of"),
+])
+def test_bad_options_fail_at_build_naming_the_option(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(**overrides)
+
+
+def test_share_all_embeddings_needs_joined_dictionary():
+    with pytest.raises(ValueError, match="joined dictionary"):
+        build_model(make_dictionary(), make_dictionary(31), share_all_embeddings=True)

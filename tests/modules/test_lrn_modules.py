@@ -1,0 +1,114 @@
+"""LRN layers and attention: step() against the full sequence, projections, shapes."""
+
+import pytest
+import torch
+
+from fairseq_lrn.modules import LRN, Attention, LRNBlock, LRNLayer
+from fairseq_lrn.ops import lrn_recurrence_reference
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+@pytest.mark.parametrize("activation", ["identity", "tanh"])
+def test_step_equals_full_sequence(layer_norm, activation):
+    layer = LRNLayer(5, 7, activation=activation, layer_norm=layer_norm).double()
+    x, h0 = torch.randn(6, 3, 5).double(), torch.randn(3, 7).double()
+    out, last = layer(x, h0)
+    h = h0
+    for t in range(6):
+        h = layer.step(x[t], h)
+        torch.testing.assert_close(h, out[t], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h, last)
+
+
+def test_projection_is_one_gemm_and_matches_reference():
+    layer = LRNLayer(4, 3, bidirectional=True).double()
+    assert layer.proj.weight.shape == (3 * 2 * 3, 4)
+    x = torch.randn(5, 2, 4).double()
+    pqr = (x @ layer.proj.weight.t() + layer.proj.bias).view(5, 2, 3, 6)
+    expected, expected_last = lrn_recurrence_reference(pqr, bidirectional=True)
+    out, last = layer(x)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(last, expected_last)
+
+
+def test_layer_norm_normalises_each_gate_and_direction():
+    layer = LRNLayer(8, 4, bidirectional=True, layer_norm=True)
+    assert layer.proj.bias is None  # the norm's shift is the bias
+    pqr = layer.project(torch.randn(3, 2, 8) * 10)
+    per_gate = pqr.view(3, 2, 3, 2, 4)
+    torch.testing.assert_close(per_gate.mean(-1), torch.zeros(3, 2, 3, 2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(per_gate.var(-1, unbiased=False), torch.ones(3, 2, 3, 2), atol=1e-3, rtol=0)
+
+
+def test_bidirectional_layer_refuses_step():
+    with pytest.raises(RuntimeError, match="unidirectional"):
+        LRNLayer(3, 3, bidirectional=True).step(torch.zeros(1, 3), torch.zeros(1, 6))
+
+
+def test_stacked_lrn_like_nn_lstm():
+    lrn = LRN(5, 6, num_layers=3, dropout=0.0).double()
+    x = torch.randn(7, 2, 5).double()
+    out, h_n = lrn(x)
+    assert out.shape == (7, 2, 6) and h_n.shape == (3, 2, 6)
+    state = torch.zeros(3, 2, 6).double()
+    for t in range(7):
+        y, state = lrn.step(x[t], state)
+        torch.testing.assert_close(y, out[t])
+    torch.testing.assert_close(state, h_n)
+    bi = LRN(5, 6, num_layers=2, bidirectional=True)
+    out, h_n = bi(torch.randn(4, 2, 5))
+    assert out.shape == (4, 2, 12) and h_n.shape == (2, 2, 12)
+
+
+def test_padding_mask_reaches_recurrence():
+    layer = LRNLayer(3, 4, bidirectional=True).double()
+    x = torch.randn(5, 2, 3).double()
+    mask = torch.zeros(5, 2, dtype=torch.bool)
+    mask[:2, 1] = True  # left padding
+    out, last = layer(x, padding_mask=mask)
+    alone, alone_last = layer(x[2:, 1:])
+    torch.testing.assert_close(out[2:, 1:], alone)
+    torch.testing.assert_close(last[1:], alone_last)
+    assert torch.all(out[:2, 1] == 0)
+
+
+def test_block_residual_and_norm():
+    block = LRNBlock(6, 5, 6, layer_norm=True)
+    x = torch.randn(4, 2, 6)
+    y, last = block(x, residual=x)
+    assert y.shape == (4, 2, 6) and last.shape == (2, 5)
+    torch.testing.assert_close(y.mean(-1), torch.zeros(4, 2), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["additive", "general", "dot"])
+@pytest.mark.parametrize("heads", [1, 2])
+def test_attention_ignores_padding_and_sums_to_one(kind, heads):
+    attn = Attention(8, 8, 6, kind, heads).double()
+    enc = torch.randn(5, 2, 8).double()
+    mask = torch.zeros(2, 5, dtype=torch.bool)
+    mask[1, :2] = True
+    q = torch.randn(3, 2, 8).double()
+    ctx, w = attn(q, attn.project_keys(enc), enc, mask)
+    assert ctx.shape == (3, 2, 8) and w.shape == (2, 3, 5)
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 3).double())
+    assert torch.all(w[1, :, :2] == 0)
+    # context of sentence 1 is unchanged when its padded positions hold other values
+    enc2 = enc.clone()
+    enc2[:2, 1] = 100.0
+    ctx2, _ = attn(q, attn.project_keys(enc2), enc2, mask)
+    torch.testing.assert_close(ctx2[:, 1], ctx[:, 1])
+    # one query at a time gives the same contexts (incremental decoding)
+    ctx_step, _ = attn(q[1:2], attn.project_keys(enc), enc, mask)
+    torch.testing.assert_close(ctx_step[0], ctx[1])
+
+
+@pytest.mark.parametrize("args, message", [
+    (dict(kind="luong"), "--decoder-attention must be one of"),
+    (dict(kind="dot", query_dim=4), "dot needs decoder hidden size"),
+    (dict(heads=4, attention_dim=6), "divisible by --decoder-attention-heads"),
+])
+def test_attention_bad_options(args, message):
+    kwargs = dict(query_dim=8, key_dim=8, attention_dim=8, kind="additive", heads=1)
+    kwargs.update(args)
+    with pytest.raises(ValueError, match=message):
+        Attention(**kwargs)

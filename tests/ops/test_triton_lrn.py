@@ -1,0 +1,122 @@
+"""Fused Triton kernels against the reference: outputs and gradients of every path.
+
+Runs compiled on CUDA when a GPU is present, else under the Triton interpreter
+(TRITON_INTERPRET=1, set here before Triton is imported; slow, so shapes are tiny).
+Every tensor the kernels write is allocated NaN-filled, so an unwritten element fails.
+"""
+
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"
+
+import functools  # noqa: E402
+
+import pytest  # noqa: E402
+
+pytest.importorskip("triton", reason="the fused LRN kernels need Triton")
+
+from fairseq_lrn.ops import lrn_recurrence, lrn_recurrence_reference, triton_lrn  # noqa: E402
+from fairseq_lrn.ops.triton_lrn import lrn_recurrence_fused  # noqa: E402
+
+DEVICE = "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"
+TOL = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 5e-2}
+
+
+@pytest.fixture(autouse=True)
+def nan_filled_outputs(monkeypatch):
+    monkeypatch.setattr(triton_lrn, "_empty", functools.partial(torch.full, fill_value=float("nan")))
+
+
+def make_mask(T, B, padding):
+    """(T, B) bool, True = pad. Ragged lengths [T, T//2, 0, random...] for left/right padding;
+    "random" pads arbitrary steps (holes mid-sequence)."""
+    if padding is None:
+        return None
+    if padding == "random":
+        return torch.rand(T, B, device=DEVICE) < 0.4
+    lengths = torch.cat([torch.tensor([T, T // 2, 0]), torch.randint(0, T + 1, (max(B - 3, 0),))])[:B]
+    steps = torch.arange(T).unsqueeze(1)
+    mask = steps < (T - lengths) if padding == "left" else steps >= lengths
+    return mask.to(DEVICE)
+
+
+def check(T, B, D, activation="identity", bidirectional=False, padding=None, with_h0=True,
+          dtype=torch.float32, pqr_view=None, **fused_kwargs):
+    """Run fused (in ``dtype``) and reference (float64, same rounded inputs); compare outputs
+    and the gradients of pqr and h0 under random upstream gradients for out and h_last."""
+    pqr = torch.randn(T, B, 3, D, device=DEVICE).to(dtype)
+    if pqr_view is not None:
+        pqr = pqr_view(pqr)
+        T = pqr.size(0)
+    h0 = torch.randn(B, D, device=DEVICE).to(dtype) if with_h0 else None
+    mask = make_mask(T, B, padding)
+    grads = [torch.randn(T, B, D, device=DEVICE).to(dtype), torch.randn(B, D, device=DEVICE).to(dtype)]
+
+    def run(fn, cast):
+        x = cast(pqr).requires_grad_()
+        h = None if h0 is None else cast(h0).requires_grad_()
+        out, last = fn(x, h, mask, activation, bidirectional)
+        leaves = [x] if h is None else [x, h]
+        return [out, last, *torch.autograd.grad([out, last], leaves, [cast(g) for g in grads])]
+
+    fused = run(functools.partial(lrn_recurrence_fused, **fused_kwargs), lambda t: t.detach())
+    ref = run(lrn_recurrence_reference, lambda t: t.detach().double())
+    tol = TOL[dtype]
+    for name, a, b in zip(["out", "h_last", "grad pqr", "grad h0"], fused, ref):
+        assert a.dtype == dtype, name
+        torch.testing.assert_close(a.double(), b, rtol=tol, atol=tol, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("T, B, D", [(1, 1, 4), (6, 3, 10)])
+@pytest.mark.parametrize("activation", ["identity", "tanh"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("padding", [None, "left", "right"])
+def test_matches_reference(T, B, D, activation, bidirectional, padding):
+    check(T, B, D, activation, bidirectional, padding)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_several_channel_blocks_with_ragged_tail(bidirectional):
+    # BLOCK=16 over d=37: three blocks per direction, the last one partly masked.
+    check(5, 2, 74 if bidirectional else 37, "tanh", bidirectional, "random", config=(16, 1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("activation", ["identity", "tanh"])
+def test_half_precision(dtype, activation):
+    check(5, 3, 8, activation, True, "left", dtype=dtype)
+
+
+def test_without_h0():
+    check(4, 2, 6, "tanh", True, "right", with_h0=False)
+
+
+@pytest.mark.parametrize("view", ["channels_strided", "time_sliced"])
+def test_non_contiguous_pqr(view):
+    views = {"channels_strided": lambda x: x.permute(0, 1, 3, 2).contiguous().permute(0, 1, 3, 2),
+             "time_sliced": lambda x: x[::2]}
+    check(6, 2, 6, "identity", True, "left", pqr_view=views[view])
+
+
+def test_only_h_last_used():
+    pqr = torch.randn(4, 2, 3, 6, device=DEVICE, requires_grad=True)
+    h0 = torch.randn(2, 6, device=DEVICE, requires_grad=True)
+    mask = make_mask(4, 2, "right")
+    grads = []
+    for fn in (lrn_recurrence_fused, lrn_recurrence_reference):
+        _, last = fn(pqr, h0, mask, "tanh", True)
+        grads.append(torch.autograd.grad(last.square().sum(), [pqr, h0]))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_dispatcher_runs_fused():
+    pqr = torch.randn(3, 2, 3, 4, device=DEVICE)
+    mask = make_mask(3, 2, "left")
+    out, last = lrn_recurrence(pqr, None, mask, "identity", True, impl="fused")
+    ref_out, ref_last = lrn_recurrence_reference(pqr, None, mask, "identity", True)
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(last, ref_last, rtol=1e-5, atol=1e-5)
