@@ -5,7 +5,14 @@ fairseq checkpoint because it holds an ``argparse.Namespace``. Instead of switch
 check off, :func:`install` wraps ``fairseq.checkpoint_utils.load_checkpoint_to_cpu`` so that,
 while a checkpoint is read, exactly the extra types fairseq writes are allowed, and any
 other global (``os.system``, ``builtins.eval``, ...) is refused before it can run.
-Unreadable files get a message naming the file. Other ``torch.load`` calls are untouched.
+Unreadable files get a message naming the file.
+
+The same applies to one more ``torch.load``: in distributed training rank 0 reads the checkpoint
+and broadcasts it; the other ranks unpickle it in ``fairseq.distributed.utils._broadcast_object_slow``,
+and under torch >= 2.6 that fails on the omegaconf ``cfg`` ("Unsupported global: DictConfig"), so
+resuming a multi-process run crashed. :func:`install` wraps that function too, allowing the
+checkpoint types plus the omegaconf containers fairseq's ``cfg`` is made of. Other ``torch.load``
+calls are untouched.
 """
 
 import argparse
@@ -28,6 +35,26 @@ def fairseq_checkpoint_globals() -> list:
     scalar = core.multiarray.scalar
     return [argparse.Namespace, np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32)),
             (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar")]
+
+
+def broadcast_globals() -> list:
+    """What a checkpoint state holds once loaded (``cfg`` as an omegaconf DictConfig), for the
+    objects rank 0 broadcasts: the checkpoint types, omegaconf's containers and value nodes, the
+    type markers omegaconf keeps in its metadata, and fairseq's tensor placeholder."""
+    import collections
+    import typing
+
+    import omegaconf
+    from fairseq.distributed import utils as distributed_utils
+    from omegaconf import base, nodes
+
+    node_types = [getattr(nodes, name) for name in ("AnyNode", "StringNode", "IntegerNode", "FloatNode",
+                                                    "BooleanNode", "BytesNode", "PathNode")
+                  if hasattr(nodes, name)]
+    return [*fairseq_checkpoint_globals(), omegaconf.DictConfig, omegaconf.ListConfig,
+            base.ContainerMetadata, base.Metadata, *node_types, collections.defaultdict, typing.Any,
+            dict, list, tuple, int, float, str, bool, bytes,
+            distributed_utils._TensorPlaceholder]
 
 
 def _refusal_message(path: str, error: pickle.UnpicklingError) -> str:
@@ -67,9 +94,36 @@ def safe_loader(load_checkpoint_to_cpu):
     return load
 
 
+def safe_broadcast_receiver(broadcast_object_slow):
+    """Wrap fairseq's ``_broadcast_object_slow(obj, src_rank, group, dist_device)`` so that the
+    receiving ranks unpickle under :func:`broadcast_globals` (weights_only stays on)."""
+    import torch
+
+    @functools.wraps(broadcast_object_slow)
+    def receive(obj, src_rank, group, dist_device):
+        try:
+            with torch.serialization.safe_globals(broadcast_globals()):
+                return broadcast_object_slow(obj, src_rank, group, dist_device)
+        except pickle.UnpicklingError as error:
+            found = re.search(r"GLOBAL ([\w.]+)", str(error))
+            what = found.group(1) if found else str(error).splitlines()[0]
+            raise CheckpointError(
+                f"could not receive the object rank {src_rank} broadcast (e.g. the checkpoint state "
+                f"when resuming): it references {what}, which is not among the types a fairseq "
+                f"checkpoint and its config contain") from None
+
+    receive.lrn_safe_loader = True
+    return receive
+
+
 def install() -> None:
-    """Route fairseq's checkpoint loading through :func:`safe_loader` (idempotent)."""
+    """Route fairseq's checkpoint loading, and the unpickling of what rank 0 broadcasts to the
+    other ranks, through the allow-lists (idempotent)."""
     from fairseq import checkpoint_utils
+    from fairseq.distributed import utils as distributed_utils
 
     if not getattr(checkpoint_utils.load_checkpoint_to_cpu, "lrn_safe_loader", False):
         checkpoint_utils.load_checkpoint_to_cpu = safe_loader(checkpoint_utils.load_checkpoint_to_cpu)
+    if not getattr(distributed_utils._broadcast_object_slow, "lrn_safe_loader", False):
+        distributed_utils._broadcast_object_slow = safe_broadcast_receiver(
+            distributed_utils._broadcast_object_slow)

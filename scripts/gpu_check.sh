@@ -8,25 +8,28 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 unset TRITON_INTERPRET
 OUT="${OUT:-}"
+PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
 dest() { if [ -n "$OUT" ]; then echo "$OUT/$1"; else echo /dev/null; fi; }
 [ -n "$OUT" ] && mkdir -p "$OUT"
 status=0
 
 echo "== versions"
 nvidia-smi || status=1
-python - <<'PY' 2>&1 | tee "$(dest versions.txt)"
+"$PYTHON" - <<'PY' 2>&1 | tee "$(dest versions.txt)"
 import sys, torch, triton
 print("python", sys.version.split()[0], "| torch", torch.__version__, "| cuda", torch.version.cuda,
       "| triton", triton.__version__)
 print("device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "NO CUDA DEVICE")
 PY
+"$PYTHON" -c "import torch, sys; sys.exit(not torch.cuda.is_available())" || { echo "no CUDA device: stopping"; exit 1; }
 
 echo "== tests (fused vs reference, compiled on CUDA)"
-timeout 180 python -m pytest -q -p no:cacheprovider tests/ops/test_triton_lrn.py 2>&1 \
+timeout 180 "$PYTHON" -m pytest -q -rfEs -p no:cacheprovider tests/ops/test_triton_lrn.py 2>&1 \
     | tee "$(dest pytest.txt)" || status=1
 
 echo "== benchmark"
 args=(--sweep)
 [ -n "$OUT" ] && args+=(--json "$OUT/benchmark.json" --plot "$OUT/benchmark.png")
-timeout 300 python scripts/benchmark_kernel.py "${args[@]}" 2>&1 | tee "$(dest benchmark.md)" || status=1
+# Tables go to stdout (and benchmark.md); progress and skipped measurements to stderr.
+timeout 300 "$PYTHON" scripts/benchmark_kernel.py "${args[@]}" | tee "$(dest benchmark.md)" || status=1
 exit $status

@@ -37,8 +37,8 @@ TINY_MODEL = ["--encoder-embed-dim", "32", "--decoder-embed-dim", "32", "--decod
               "--encoder-hidden-size", "64", "--decoder-hidden-size", "64", "--dropout", "0"]
 
 
-def train_args(data_bin, save_dir, *extra, arch="lrn_iwslt_de_en", epochs=12):
+def train_args(data_bin, save_dir, *extra, arch="lrn_iwslt_de_en", epochs=8):
     """fairseq-train arguments for a tiny LRN on the reversal task."""
     return [data_bin, "--user-dir", USER_DIR, "--arch", arch, *TINY_MODEL, "--optimizer", "adam",
-            "--lr", "0.01", "--max-tokens", "1000", "--max-epoch", str(epochs), "--save-dir", save_dir,
+            "--lr", "0.005", "--max-tokens", "300", "--max-epoch", str(epochs), "--save-dir", save_dir,
             "--cpu", "--no-progress-bar", "--log-interval", "10", "--seed", "1", *extra]

@@ -61,6 +61,10 @@ class LRNLayer(nn.Module):
                 padding_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """x ``(T, B, input_size)``, h0 ``(B, D)``, padding_mask ``(T, B)`` bool (True = pad).
         Returns ``out (T, B, D)`` (zero at padded steps) and ``h_last (B, D)``."""
+        if x.size(0) == 1 and padding_mask is None and h0 is not None and not self.bidirectional \
+                and not torch.is_grad_enabled():  # incremental decoding: a single cell step
+            h = self.step(x[0], h0)
+            return h.unsqueeze(0), h
         pqr = self.project(x)
         return lrn_recurrence(pqr, h0, padding_mask, self.activation, self.bidirectional, self.impl)
 

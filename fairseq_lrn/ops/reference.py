@@ -61,9 +61,10 @@ def _run_direction(pqr: Tensor, h: Tensor, mask: Optional[Tensor], activation: s
                    reverse: bool) -> Tuple[Tensor, Tensor]:
     """Walk one direction over ``pqr`` ``(T, B, 3, d)`` from state ``h`` ``(B, d)``."""
     T = pqr.size(0)
+    steps = pqr.unbind(0)  # one autograd node for all steps (indexing per step would cost O(T^2))
     outs = [None] * T
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        h_new = lrn_cell(pqr[t, :, 0], pqr[t, :, 1], pqr[t, :, 2], h, activation)
+        h_new = lrn_cell(*steps[t].unbind(1), h, activation)
         if mask is None:
             h = h_new
             outs[t] = h

@@ -11,6 +11,7 @@ Same conventions as :mod:`fairseq_lrn.ops.reference`. Runs on CUDA tensors, or o
 under ``TRITON_INTERPRET=1`` (slow; for tests).
 """
 
+import functools
 import os
 from typing import Optional, Tuple
 
@@ -167,6 +168,11 @@ def _lrn_bwd_kernel(pqr, h0, pad_mask, states, dout, dlast, dpqr, dh0,
         tl.store(dh0 + row, dh.to(dh0.dtype.element_ty), mask=cmask)
 
 
+@functools.lru_cache(maxsize=None)
+def _sm_count(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
 def launch_config(d: int, rows: int, elem_size: int, device: torch.device) -> Tuple[int, int]:
     """(BLOCK, num_warps) for ``rows = B * directions`` rows of ``d`` channels.
 
@@ -175,7 +181,7 @@ def launch_config(d: int, rows: int, elem_size: int, device: torch.device) -> Tu
     if _INTERPRET:
         return min(128, triton.next_power_of_2(d)), 4
     vec = 16 // elem_size
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    sms = _sm_count(device)
     num_warps = 4
     while num_warps > 1 and (32 * vec * num_warps > triton.next_power_of_2(d)
                              or rows * triton.cdiv(d, 32 * vec * num_warps) < 4 * sms):

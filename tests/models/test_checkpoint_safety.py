@@ -43,7 +43,7 @@ def test_code_executing_pickle_is_refused_and_not_run(tmp_path):
     marker = tmp_path / "payload-ran"
     path = tmp_path / "evil.pt"
     torch.save({"model": {}, "args": RunsCode(str(marker))}, path)
-    with pytest.raises(CheckpointError, match="references builtins.open") as info:
+    with pytest.raises(CheckpointError, match="references (io|builtins).open") as info:
         checkpoint_utils.load_checkpoint_to_cpu(str(path))
     assert str(path) in str(info.value)
     assert not marker.exists()
@@ -51,7 +51,7 @@ def test_code_executing_pickle_is_refused_and_not_run(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     (b"", "truncated, empty or not a fairseq checkpoint"),
-    (b"not a checkpoint at all", "truncated, empty or not a fairseq checkpoint"),
+    (b"not a checkpoint at all", "truncated, empty or not a fairseq checkpoint|not a checkpoint of tensors"),
     (pickle.dumps({"model": {}}), "refused to load checkpoint"),
 ])
 def test_unreadable_files_are_named(tmp_path, content, message):

@@ -1,0 +1,230 @@
+"""Plugin-side fixes that make fairseq 0.12 runs of LRN models survive crashes and bad input.
+
+Installed by ``fairseq_lrn.models`` (so by ``--user-dir fairseq_lrn``), each idempotent:
+
+* :func:`install_atomic_checkpoint_copies`: fairseq writes ``checkpoint_N_U.pt`` atomically
+  (``.tmp`` + rename) but then *copies* it to ``checkpoint_last.pt`` / ``checkpoint_best.pt``
+  with ``shutil.copyfile``: a SIGKILL during that copy leaves a truncated ``checkpoint_last.pt``,
+  the file the next run resumes from. Here those copies go to a temporary name in the same
+  folder, are flushed to disk, and replace the destination with ``os.replace``: a reader sees
+  the old file or the new one, never a part.
+* :func:`install_dictionary_check`: loading LRN weights into a model built on a dictionary of
+  another size fails with a message that says so (instead of a bare shape mismatch).
+* :func:`install_interactive_input_handling` (only inside ``fairseq-interactive``): input lines
+  that are not valid UTF-8 are translated with the bad bytes replaced by U+FFFD (they become
+  ``<unk>``) and a warning naming the line, instead of a ``UnicodeDecodeError`` that ends the
+  run; a line longer than the model accepts is refused with a message naming the line (exit
+  code 1, no traceback), skipped with a warning under ``--skip-invalid-size-inputs-valid-test``,
+  or cut to the limit under ``--truncate-source``.
+"""
+
+import io
+import logging
+import os
+import shutil
+import sys
+
+logger = logging.getLogger(__name__)
+
+INTERACTIVE_MODULE = "fairseq_cli.interactive"
+
+
+# --- atomic copies of checkpoint_last.pt / checkpoint_best.pt -------------------------------
+
+def atomic_copy(src_path: str, dst_path: str) -> bool:
+    """Copy ``src_path`` to ``dst_path`` so that ``dst_path`` is never seen half-written:
+    write ``dst_path.copy.tmp``, fsync it, ``os.replace`` it over ``dst_path``, fsync the folder."""
+    tmp_path = dst_path + ".copy.tmp"
+    try:
+        with open(src_path, "rb") as src, open(tmp_path, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp_path, dst_path)
+    except BaseException:
+        try:
+            os.remove(tmp_path)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable (best effort: not every file system allows it)
+        folder = os.open(os.path.dirname(os.path.abspath(dst_path)), os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except OSError:
+        pass
+    return True
+
+
+def install_atomic_checkpoint_copies() -> None:
+    """Give ``fairseq.checkpoint_utils`` (only that module) a PathManager whose ``copy`` of
+    local files is :func:`atomic_copy`; remote paths (ioPath handlers) keep fairseq's copy."""
+    from fairseq import checkpoint_utils
+    from fairseq.file_io import PathManager
+
+    if getattr(checkpoint_utils.PathManager, "lrn_atomic_copy", False):
+        return
+
+    class AtomicCopyPathManager(PathManager):
+        lrn_atomic_copy = True
+
+        @staticmethod
+        def copy(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
+            remote = PathManager.path_requires_pathmanager(src_path) or \
+                PathManager.path_requires_pathmanager(dst_path)
+            if remote or (not overwrite and os.path.exists(dst_path)):
+                return PathManager.copy(src_path, dst_path, overwrite=overwrite)
+            return atomic_copy(src_path, dst_path)
+
+    checkpoint_utils.PathManager = AtomicCopyPathManager
+
+
+# --- a checkpoint trained on another dictionary ----------------------------------------------
+
+def dictionary_mismatches(model, state_dict) -> list:
+    """Describe each side whose embedding in ``state_dict`` has another number of rows than
+    the model's dictionary (empty list: the sizes agree)."""
+    problems = []
+    for side, key, dictionary, file_hint in (
+            ("source", "encoder.embed_tokens.weight", model.encoder.dictionary, "dict.<source-lang>.txt"),
+            ("target", "decoder.embed_tokens.weight", model.decoder.dictionary, "dict.<target-lang>.txt")):
+        weight = state_dict.get(key)
+        if weight is not None and weight.dim() == 2 and weight.size(0) != len(dictionary):
+            problems.append(f"the checkpoint's {side} embedding has {weight.size(0)} rows, but the "
+                            f"{side} dictionary ({file_hint} of the data folder) has {len(dictionary)} "
+                            f"entries")
+    return problems
+
+
+def install_dictionary_check() -> None:
+    """Make ``LRNModel.load_state_dict`` refuse weights trained with a dictionary of another
+    size, with a :class:`~fairseq_lrn.checkpoint_safety.CheckpointError` that says so."""
+    from .checkpoint_safety import CheckpointError
+    from .models.lrn import LRNModel
+
+    original = LRNModel.load_state_dict
+    if getattr(original, "lrn_dictionary_check", False):
+        return
+
+    def load_state_dict(self, state_dict, *args, **kwargs):
+        problems = dictionary_mismatches(self, state_dict)
+        if problems:
+            raise CheckpointError(
+                "this LRN checkpoint was trained with other dictionaries than the ones loaded now: "
+                + "; ".join(problems) + ". A model works only with the dictionaries it was trained "
+                "with: point fairseq at the data folder (or dict.*.txt files) of its training run, "
+                "e.g. binarize new data with fairseq-preprocess --srcdict/--tgtdict from that run.")
+        return original(self, state_dict, *args, **kwargs)
+
+    load_state_dict.lrn_dictionary_check = True
+    load_state_dict.__doc__ = original.__doc__
+    LRNModel.load_state_dict = load_state_dict
+
+
+# --- fairseq-interactive: non-UTF-8 bytes and too-long lines ---------------------------------
+
+class _InputPosition:
+    """Number (1-based) of the first input line in the buffer being translated."""
+    first_line = 1
+
+
+def _undecodable(text: str) -> bytes:
+    """The bytes that ``surrogateescape`` turned into lone surrogates in ``text``."""
+    return bytes(ord(c) - 0xDC00 for c in text if "\udc80" <= c <= "\udcff")
+
+
+def buffered_read(input, buffer_size):
+    """fairseq-interactive's ``buffered_read``, decoding each line on its own: bytes that are
+    not UTF-8 become U+FFFD (a warning names the line) instead of ending the run."""
+    position = _InputPosition
+    raw = sys.stdin.buffer if input == "-" else open(input, "rb")
+    stream = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline=None)
+    buffer, line_number = [], 0
+    position.first_line = 1
+    try:
+        for line_number, line in enumerate(stream, 1):
+            bad = _undecodable(line)
+            if bad:
+                line = "".join("\ufffd" if "\udc80" <= c <= "\udcff" else c for c in line)
+                logger.warning(f"input line {line_number} is not valid UTF-8: {len(bad)} byte(s) "
+                               f"{bad[:8]!r} replaced by U+FFFD; words containing them are unknown "
+                               f"to the model (<unk>)")
+            buffer.append(line.strip())
+            if len(buffer) >= buffer_size:
+                yield buffer
+                buffer = []
+                position.first_line = line_number + 1
+        if buffer:
+            yield buffer
+    finally:
+        stream.detach()  # leave sys.stdin open; close our own file
+        if raw is not sys.stdin.buffer:
+            raw.close()
+
+
+def _make_batches(original):
+    """Wrap fairseq-interactive's ``make_batches`` with the too-long-line policy."""
+
+    def make_batches(lines, cfg, task, max_positions, encode_fn):
+        limit = max_positions[0] if isinstance(max_positions, (tuple, list)) else max_positions
+        if cfg.generation.constraints or limit is None:
+            yield from original(lines, cfg, task, max_positions, encode_fn)
+            return
+        truncate = bool(getattr(cfg.task, "truncate_source", False))
+        skip = bool(cfg.dataset.skip_invalid_size_inputs_valid_test)
+        encoded = [encode_fn(line) for line in lines]
+        _, lengths = task.get_interactive_tokens_and_lengths(encoded, lambda x: x)
+        for i, length in enumerate(lengths):
+            if length <= limit:
+                continue
+            where = f"input line {_InputPosition.first_line + i}"
+            if truncate:
+                encoded[i] = " ".join(encoded[i].split()[: limit - 1])
+                logger.warning(f"{where} has {length} tokens (</s> included), more than the model "
+                               f"accepts ({limit}, --max-source-positions): translating its first "
+                               f"{limit - 1} tokens (--truncate-source)")
+            elif skip:
+                logger.warning(f"{where} has {length} tokens (</s> included), more than the model "
+                               f"accepts ({limit}, --max-source-positions): skipped, no output "
+                               f"(--skip-invalid-size-inputs-valid-test)")
+            else:
+                logger.error(f"{where} has {length} tokens (</s> included), more than the model "
+                             f"accepts ({limit}, --max-source-positions): refused. Rerun with "
+                             f"--skip-invalid-size-inputs-valid-test to skip such lines or with "
+                             f"--truncate-source to translate their first {limit - 1} tokens.")
+                raise SystemExit(1)
+        yield from original(encoded, cfg, task, max_positions, lambda x: x)
+
+    make_batches.lrn_input_handling = True
+    return make_batches
+
+
+def _interactive_modules() -> list:
+    """fairseq-interactive's module object(s) in this process: ``fairseq_cli.interactive``
+    when run through the ``fairseq-interactive`` script, ``__main__`` under ``python -m``."""
+    found = []
+    for module in (sys.modules.get(INTERACTIVE_MODULE), sys.modules.get("__main__")):
+        spec = getattr(module, "__spec__", None)
+        if module is not None and module not in found and (
+                getattr(module, "__name__", None) == INTERACTIVE_MODULE
+                or getattr(spec, "name", None) == INTERACTIVE_MODULE) \
+                and hasattr(module, "buffered_read") and hasattr(module, "make_batches"):
+            found.append(module)
+    return found
+
+
+def install_interactive_input_handling() -> None:
+    """Patch the running fairseq-interactive (if this process is one); no-op elsewhere."""
+    for module in _interactive_modules():
+        if not getattr(module.make_batches, "lrn_input_handling", False):
+            module.buffered_read = buffered_read
+            module.make_batches = _make_batches(module.make_batches)
+
+
+def install() -> None:
+    """Install every fix of this module (idempotent)."""
+    install_atomic_checkpoint_copies()
+    install_dictionary_check()
+    install_interactive_input_handling()
