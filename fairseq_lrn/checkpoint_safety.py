@@ -16,6 +16,7 @@ calls are untouched.
 """
 
 import argparse
+import errno
 import functools
 import pickle
 import re
@@ -72,6 +73,38 @@ def _refusal_message(path: str, error: pickle.UnpicklingError) -> str:
             f"fairseq writes ({reason})")
 
 
+def _raised_in_torch_load(error: BaseException) -> bool:
+    """Whether ``error`` was raised inside ``torch.load`` (reading the file) rather than by
+    fairseq's processing of what it read."""
+    import os
+
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(os.path.join("torch", "serialization.py")):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _other_checkpoints_hint(path) -> str:
+    """Name the other checkpoints next to an unreadable one, newest first, and how to use one."""
+    import os
+
+    try:
+        folder = os.path.dirname(os.path.abspath(path))
+        names = [n for n in os.listdir(folder) if n.startswith("checkpoint") and n.endswith(".pt")
+                 and n != os.path.basename(path)]
+    except (OSError, TypeError):
+        return ""
+    if not names:
+        return ""
+    names.sort(key=lambda n: os.path.getmtime(os.path.join(folder, n)), reverse=True)
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return (f". Other checkpoints in {folder}: {shown}; to resume from one, pass "
+            f"--restore-file {os.path.join(folder, names[0])} (or move the damaged file away and "
+            f"copy that one to its name)")
+
+
 def safe_loader(load_checkpoint_to_cpu):
     """Wrap fairseq's ``load_checkpoint_to_cpu(path, ...)`` with the allow-list and clear errors."""
     import torch
@@ -83,12 +116,35 @@ def safe_loader(load_checkpoint_to_cpu):
                 return load_checkpoint_to_cpu(path, *args, **kwargs)
         except pickle.UnpicklingError as error:
             raise CheckpointError(_refusal_message(path, error)) from None
-        except (EOFError, KeyError, zipfile.BadZipFile, RuntimeError) as error:
-            if isinstance(error, RuntimeError) and "PytorchStreamReader" not in str(error):
-                raise
+        except (EOFError, KeyError, zipfile.BadZipFile, RuntimeError, OSError, ValueError, TypeError,
+                AttributeError) as error:
             first_line = (str(error).splitlines() or [type(error).__name__])[0]
+            if not _raised_in_torch_load(error):
+                # torch.load worked, fairseq's handling of the content failed: a torch file that is
+                # not a fairseq checkpoint (a bare state_dict: KeyError; a tensor: "'args' in state"
+                # fails with a RuntimeError from Tensor.__contains__). Anything else is not ours.
+                if not (isinstance(error, (KeyError, TypeError, AttributeError))
+                        or (isinstance(error, RuntimeError) and "__contains__" in str(error))):
+                    raise
+                raise CheckpointError(f"cannot use {path!r} as a fairseq checkpoint: it is a torch file, "
+                                      f"but not one fairseq-train wrote (no 'model' / 'cfg' / "
+                                      f"'optimizer_history' as fairseq expects; {type(error).__name__}: "
+                                      f"{first_line})") from error
+            if isinstance(error, (TypeError, AttributeError)):
+                raise
+            if isinstance(error, RuntimeError) and not any(
+                    text in str(error) for text in ("PytorchStreamReader", "inline_container", "enforce fail")):
+                raise
+            # torch's zip reader seeks before the start of a file cut short: OSError(EINVAL) on a
+            # file, ValueError("negative seek value") on a buffer. Other OSErrors (missing file,
+            # permissions) and ValueErrors are not about the content: let them through.
+            if isinstance(error, OSError) and error.errno != errno.EINVAL:
+                raise
+            if isinstance(error, ValueError) and "seek" not in str(error):
+                raise
             raise CheckpointError(f"cannot read checkpoint {path!r}: the file is truncated, empty or "
-                                  f"not a fairseq checkpoint ({type(error).__name__}: {first_line})") from None
+                                  f"not a fairseq checkpoint ({type(error).__name__}: {first_line})"
+                                  f"{_other_checkpoints_hint(path)}") from None
 
     load.lrn_safe_loader = True
     return load

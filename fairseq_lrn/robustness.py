@@ -16,6 +16,9 @@ Installed by ``fairseq_lrn.models`` (so by ``--user-dir fairseq_lrn``), each ide
   run; a line longer than the model accepts is refused with a message naming the line (exit
   code 1, no traceback), skipped with a warning under ``--skip-invalid-size-inputs-valid-test``,
   or cut to the limit under ``--truncate-source``.
+* :func:`install_hub_skip_alignment`: ``hub.translate(sentences, skip_invalid_size_inputs=True)``
+  returned fewer outputs than inputs, each one after a skipped sentence in the wrong place;
+  now a skipped sentence gets ``None`` in its own place (and a warning naming its index).
 """
 
 import io
@@ -223,8 +226,37 @@ def install_interactive_input_handling() -> None:
             module.make_batches = _make_batches(module.make_batches)
 
 
+# --- hub: skip_invalid_size_inputs=True kept outputs aligned with inputs --------------------
+
+def install_hub_skip_alignment() -> None:
+    """Wrap ``GeneratorHubInterface.sample`` (which ``translate`` calls) so that sentences
+    skipped as too long get ``None`` at their own index instead of shifting later outputs."""
+    from fairseq.hub_utils import GeneratorHubInterface
+
+    original = GeneratorHubInterface.sample
+    if getattr(original, "lrn_skip_alignment", False):
+        return
+
+    def sample(self, sentences, beam: int = 1, verbose: bool = False, **kwargs):
+        if isinstance(sentences, str) or not kwargs.get("skip_invalid_size_inputs", False):
+            return original(self, sentences, beam, verbose, **kwargs)
+        limit = self.max_positions[0] if isinstance(self.max_positions, (tuple, list)) else self.max_positions
+        fits = [limit is None or self.encode(s).numel() <= limit for s in sentences]
+        for index in (i for i, ok in enumerate(fits) if not ok):
+            logger.warning(f"sentence {index} is longer than the model accepts ({limit} tokens with "
+                           f"</s>): skipped, its output is None")
+        kept = [s for s, ok in zip(sentences, fits) if ok]
+        outputs = iter(original(self, kept, beam, verbose, **kwargs) if kept else [])
+        return [next(outputs) if ok else None for ok in fits]
+
+    sample.lrn_skip_alignment = True
+    sample.__doc__ = original.__doc__
+    GeneratorHubInterface.sample = sample
+
+
 def install() -> None:
     """Install every fix of this module (idempotent)."""
     install_atomic_checkpoint_copies()
     install_dictionary_check()
     install_interactive_input_handling()
+    install_hub_skip_alignment()

@@ -199,6 +199,13 @@ class System:
         self.device = next(self.model.parameters()).device
         self.generators = {}
 
+    def load_splits(self, splits: Sequence[str] = ("train", "test")):
+        """The system's task with ``splits`` loaded (batches are drawn from it)."""
+        for split in splits:
+            if split not in self.task.datasets:
+                self.task.load_dataset(split, combine=False, epoch=1)
+        return self.task
+
     # -- training
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -287,13 +294,21 @@ def training_batches(task, max_tokens: int, count: int, seed: int = 1, split: st
 
 def generation_batches(task, n_sentences: int, batch_size: int, seed: int = 0,
                        split: str = "test"):
-    """``n_sentences`` fixed test sentences (a seeded random choice), sorted by source length
-    and cut into batches of ``batch_size`` (as fairseq-generate groups them). Returns the
-    batches and each batch's forced output length: its longest reference (without EOS)."""
+    """Fixed test sentences for timing generation, and each batch's forced output length
+    (its longest reference, without EOS).
+
+    Batch size 1: ``n_sentences`` drawn at random (seeded). Larger batches: the
+    ``n_sentences`` of typical length, i.e. the middle of the split sorted by source length,
+    cut into batches of ``batch_size``, as fairseq-generate's length-sorted batches are."""
     dataset = task.dataset(split)
-    g = torch.Generator().manual_seed(seed)
     n = min(n_sentences, len(dataset))
-    ids = torch.randperm(len(dataset), generator=g)[:n].tolist()
+    if batch_size == 1:
+        g = torch.Generator().manual_seed(seed)
+        ids = torch.randperm(len(dataset), generator=g)[:n].tolist()
+    else:
+        order = sorted(range(len(dataset)), key=lambda i: (int(dataset.src_sizes[i]), i))
+        start = (len(order) - n) // 2
+        ids = order[start:start + n]
     ids.sort(key=lambda i: (int(dataset.src_sizes[i]), i))
     batches, lengths = [], []
     for k in range(0, n, batch_size):

@@ -208,7 +208,7 @@ def sweep(timer, copy_gbps, T, B, d, dtype_name, device):
         results.append({"T": T, "B": B, "d": d, "dtype": dtype_name, "block": config[0],
                         "num_warps": config[1], "fwd_ms": fwd, "fwd_bwd_ms": fwd_bwd,
                         "copy_fraction": {k: v / copy_gbps for k, v in gbps.items()}})
-    default = launch_config(d, B, pqr.element_size(), device)
+    default = launch_config(d, B, device)
     return results, default
 
 

@@ -37,6 +37,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -53,6 +54,8 @@ import bench_utils as bu  # noqa: E402
 
 ALL_SYSTEMS = ("lrn-fused", "lrn-cpu", "lrn-reference", "lstm", "transformer")
 LRN_IMPL = {"lrn-fused": "fused", "lrn-cpu": "cpu", "lrn-reference": "reference"}
+IMPL_NOTE = {"fused": "Triton kernels", "cpu": "PyTorch loop with a hand-written backward, any device",
+             "reference": "step-by-step autograd loop"}
 GEN_CONFIGS = (("beam5_b1", 5, 1), ("beam5_b64", 5, 64), ("greedy_b1", 1, 1), ("greedy_b64", 1, 64))
 
 
@@ -87,8 +90,8 @@ PRESETS = {
                    train_sentences=600, test_sentences=128),
     # lrn_iwslt_de_en: emb 256, hidden 512, 2+2 layers, tied decoder embeddings; IWSLT-like data.
     "iwslt": Preset("lrn_iwslt_de_en", 256, 512, 2, 2, 0.2, False, vocab=8000, median_len=20,
-                    max_tokens={"cpu": 2048, "cuda": 4096}, train_steps={"cpu": 4, "cuda": 30},
-                    gen_b1={"cpu": 10, "cuda": 32}, gen_b64={"cpu": 64, "cuda": 256}),
+                    max_tokens={"cpu": 2048, "cuda": 4096}, train_steps={"cpu": 4, "cuda": 20},
+                    gen_b1={"cpu": 10, "cuda": 16}, gen_b64={"cpu": 64, "cuda": 128}),
     # lrn_wmt_en_de: emb 512, hidden 1024, 6+6 layers, all embeddings tied; GPU scale.
     "wmt": Preset("lrn_wmt_en_de", 512, 1024, 6, 6, 0.1, True, vocab=32000, median_len=26,
                   max_tokens={"cpu": 2048, "cuda": 8192}, train_steps={"cpu": 2, "cuda": 20},
@@ -114,6 +117,8 @@ def parse_args(argv=None):
     add("--max-tokens", type=int, help="tokens per training batch (default: per size/device)")
     add("--gen-sentences-b1", type=int, help="test sentences timed at batch 1 (default: per size/device)")
     add("--gen-sentences-b64", type=int, help="test sentences timed at batch 64 (default: per size/device)")
+    add("--lrn-args", default="", metavar="'ARGS'",
+        help="extra fairseq arguments for the LRN systems, e.g. '--decoder-attention general'")
     add("--skip-generation", action="store_true", help="measure training only")
     add("--fp16", action="store_true", help="mixed precision training (CUDA; fairseq --fp16)")
     add("--quick", action="store_true", help="1 repeat, 2 timed steps, few sentences: checks that it runs")
@@ -140,6 +145,8 @@ def parse_args(argv=None):
         parser.error(f"--data {args.data!r} is not a directory")
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    if args.fp16 and args.device != "cuda":
+        parser.error("--fp16 needs --device cuda")
     preset = PRESETS[args.size]
     dev = args.device
     args.max_tokens = args.max_tokens or preset.max_tokens[dev]
@@ -223,11 +230,14 @@ def make_specs(args, preset: Preset, data_bin: str, share_all: bool, max_tokens:
     for name in args.systems:
         if name in LRN_IMPL:
             specs.append(Spec(name, base + ["--arch", preset.lrn_arch, *rnn_dims(preset),
-                                            "--lrn-impl", LRN_IMPL[name]],
-                              f"--lrn-impl {LRN_IMPL[name]}; first encoder layer bidirectional; no input feeding"))
+                                            "--lrn-impl", LRN_IMPL[name], *shlex.split(args.lrn_args)],
+                              f"--lrn-impl {LRN_IMPL[name]} ({IMPL_NOTE[LRN_IMPL[name]]}); first encoder layer "
+                              "bidirectional; additive attention; no input feeding"
+                              + (f"; {args.lrn_args}" if args.lrn_args else "")))
         elif name == "lstm":
             specs.append(Spec(name, base + ["--arch", "lstm", *rnn_dims(preset), "--decoder-attention", "1"],
-                              "fairseq lstm: every encoder layer bidirectional; decoder with input feeding + attention"))
+                              "fairseq lstm: every encoder layer bidirectional; decoder with input feeding and "
+                              "dot-product attention over projected states (fairseq defaults)"))
         elif name == "transformer":
             layers, ffn = transformer_shape
             heads = max(2, preset.embed // 64)
@@ -315,10 +325,11 @@ def measure(system: bu.System, train_batches, warmup: int, gen_sets) -> dict:
 
 
 def warm_up(system: bu.System, train_batches, warmup: int, gen_sets, cuda: bool) -> None:
-    """Untimed first calls. On CUDA every distinct batch once (Triton compiles per shape class)."""
+    """Untimed first calls. On CUDA every distinct batch once (Triton compiles kernels per
+    class of shapes); on CPU the first training batch(es) and one batch-1 sentence per beam."""
     system.train_steps(train_batches if cuda else train_batches[:max(warmup, 1)])
-    for key, beam, _ in GEN_CONFIGS:
-        if key not in gen_sets:
+    for key, beam, bs in GEN_CONFIGS:
+        if key not in gen_sets or (bs > 1 and not cuda):
             continue
         batches, lengths = gen_sets[key]
         n = len(batches) if cuda else 1
@@ -383,12 +394,19 @@ def profile_system(system: bu.System, batches, steps: int, rows: int) -> dict:
             h.remove()
     events = prof.key_averages()
     ms = lambda us: us / 1e3  # noqa: E731
-    device_key = "self_device_time_total"
 
-    def top(key):
+    def self_time(e, kind):
+        names = ("self_cpu_time_total",) if kind == "cpu" else ("self_device_time_total", "self_cuda_time_total")
+        for attr in names:  # torch renamed the CUDA field to "device" in 2.4
+            value = getattr(e, attr, None)
+            if value is not None:
+                return value
+        return 0
+
+    def top(kind):
         ranked = sorted((e for e in events if not e.key.startswith(("fwd:", "ProfilerStep"))),
-                        key=lambda e: getattr(e, key, 0) or 0, reverse=True)[:rows]
-        return [{"op": e.key, "calls": e.count, "self_ms": ms(getattr(e, key, 0) or 0),
+                        key=lambda e: self_time(e, kind), reverse=True)[:rows]
+        return [{"op": e.key, "calls": e.count, "self_ms": ms(self_time(e, kind)),
                  "total_ms": ms(e.cpu_time_total)} for e in ranked]
 
     phases = {e.key: ms(e.cpu_time_total) for e in events
@@ -397,9 +415,9 @@ def profile_system(system: bu.System, batches, steps: int, rows: int) -> dict:
                      key=lambda m: -m[1])
     result = {"system": system.name, "steps": steps, "wall_ms": wall * 1e3, "phases_ms": phases,
               "forward_by_module_ms": [{"module": m, "total_ms": t, "calls": c} for m, t, c in modules],
-              "top_self_cpu": top("self_cpu_time_total")}
+              "top_self_cpu": top("cpu")}
     if cuda:
-        result["top_self_device"] = top(device_key)
+        result["top_self_device"] = top("device")
 
     print(f"\n### Profile: {system.name}, {steps} training updates, {wall * 1e3:.0f} ms wall "
           f"(profiler overhead included)\n")
@@ -435,10 +453,10 @@ def run_quality(args, preset: Preset, work: str, skipped: Dict[str, str]) -> dic
     systems = build_systems(args, preset, data_bin, share_all, args.quality_max_tokens, dict(skipped))
     state = {}
     for name, s in systems.items():
-        task = _data_task(s)
+        task = s.load_splits()
         epoch_itr = task.get_batch_iterator(
-            dataset=task.dataset("train"), max_tokens=args.quality_max_tokens, max_positions=None, ignore_invalid_inputs=True,
-            seed=args.seed, num_workers=0, epoch=1)
+            dataset=task.dataset("train"), max_tokens=args.quality_max_tokens, max_positions=None,
+            ignore_invalid_inputs=True, seed=args.seed, num_workers=0, epoch=1)
         state[name] = {"epoch_itr": epoch_itr, "itr": epoch_itr.next_epoch_itr(shuffle=True),
                        "seconds": 0.0, "updates": 0, "tokens": 0, "curve": []}
     slice_s = args.budget_seconds / args.quality_points
@@ -572,8 +590,9 @@ def print_report(report: dict) -> None:
               f"{'-' if ratio is None else f'{ratio:.2f}'} | {fmt(s.get('peak_mem_mib'))} | {gens} | "
               f"{fmt(bleu, 2)} |")
     print("\nGeneration columns: sentences/s through fairseq's SequenceGenerator (greedy = beam 1), "
-          f"{cfg['gen_sentences_b1']} sentences at batch 1, {cfg['gen_sentences_b64']} at batch 64; "
-          "every hypothesis is forced to its batch's longest reference length.")
+          f"{cfg['gen_sentences_b1']} random test sentences at batch 1, the {cfg['gen_sentences_b64']} "
+          "of median length at batch 64; every hypothesis is forced to its batch's longest reference "
+          "length, so untrained models do a trained model's decoding work.")
     print(f"Training: target tokens/s over {cfg['train_steps']} full fairseq updates per repeat "
           f"(max {cfg['max_tokens']} tokens per batch; {cfg['warmup_steps']} warm-up update(s) excluded).")
     if report.get("memory_method"):
@@ -641,7 +660,9 @@ def plot(report: dict, path: str) -> None:
         ax.set_yscale("log")
         ax.set_ylabel("sentences / s (log)")
         ax.set_title("generation (SequenceGenerator)")
-        ax.legend(fontsize=8)
+        bottom, top = ax.get_ylim()
+        ax.set_ylim(bottom, top * 6)  # room for the legend above the bars
+        ax.legend(fontsize=8, ncol=2, loc="upper center")
     if has_quality:
         ax = axes[-1]
         for name, s in report["quality"]["systems"].items():
@@ -691,7 +712,7 @@ def main(argv=None) -> dict:
         raise SystemExit("no system can run here: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     first = next(iter(systems.values()))
     n_batches = args.warmup_steps + args.train_steps
-    data_task = _data_task(first)
+    data_task = first.load_splits()
     train_batches = bu.training_batches(data_task, args.max_tokens, n_batches, seed=args.seed)
     gen_sets = {}
     for key, _, bs in ([] if args.skip_generation else GEN_CONFIGS):
@@ -783,16 +804,6 @@ def main(argv=None) -> dict:
         plot(report, args.plot)
         print(f"wrote {args.plot}")
     return report
-
-
-def _data_task(system: "bu.System"):
-    """The system's task with the train and test splits loaded (batches come from here)."""
-    for split in ("train", "test"):
-        try:
-            system.task.dataset(split)
-        except KeyError:
-            system.task.load_dataset(split, combine=False, epoch=1)
-    return system.task
 
 
 if __name__ == "__main__":

@@ -24,12 +24,12 @@ PY
 "$PYTHON" -c "import torch, sys; sys.exit(not torch.cuda.is_available())" || { echo "no CUDA device: stopping"; exit 1; }
 
 echo "== tests (fused vs reference, compiled on CUDA)"
-timeout 180 "$PYTHON" -m pytest -q -rfEs -p no:cacheprovider tests/ops/test_triton_lrn.py 2>&1 \
+timeout 120 "$PYTHON" -m pytest -q -rfEs -p no:cacheprovider tests/ops/test_triton_lrn.py 2>&1 \
     | tee "$(dest pytest.txt)" || status=1
 
 echo "== benchmark"
 args=(--sweep)
 [ -n "$OUT" ] && args+=(--json "$OUT/benchmark.json" --plot "$OUT/benchmark.png")
 # Tables go to stdout (and benchmark.md); progress and skipped measurements to stderr.
-timeout 300 "$PYTHON" scripts/benchmark_kernel.py "${args[@]}" | tee "$(dest benchmark.md)" || status=1
+timeout 200 "$PYTHON" scripts/benchmark_kernel.py "${args[@]}" | tee "$(dest benchmark.md)" || status=1
 exit $status

@@ -172,8 +172,7 @@ def run(commands) -> int:
     def forward(signum, _frame):
         stop_all(signum)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, forward)
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
     status = 0
     try:
         while any(p.poll() is None for p in procs):
@@ -192,6 +191,8 @@ def run(commands) -> int:
     finally:
         for p in procs:
             p.wait()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if status == 0:
         status = next((p.returncode for p in procs if p.returncode != 0), 0)
     return 128 - status if status < 0 else status

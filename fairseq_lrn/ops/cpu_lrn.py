@@ -39,16 +39,16 @@ def _forward_direction(pqr: Tensor, h: Tensor, pad: Optional[Tensor], tanh: bool
     padding) and out (zero at padding), both ``(T, B, d)``. pad: ``(T, B, 1)`` bool or None."""
     i = torch.empty_like(h)
     f = torch.empty_like(h)
-    h_new = torch.empty_like(h)
+    scratch = None if pad is None else torch.empty_like(h)
     for t in steps:
         p, q, r = pqr[t].unbind(1)
         torch.add(p, h, out=i).sigmoid_()
         torch.sub(q, h, out=f).sigmoid_()
-        torch.mul(i, r, out=h_new).addcmul_(f, h)
+        h_new = torch.mul(i, r, out=states[t] if pad is None else scratch).addcmul_(f, h)
         if tanh:
             h_new.tanh_()
         if pad is None:
-            h = states[t].copy_(h_new)
+            h = h_new
         else:  # padded step: carry h, output zero
             h = torch.where(pad[t], h, h_new, out=states[t])
             torch.mul(h, pad[t].logical_not(), out=out[t])
@@ -62,6 +62,7 @@ def _backward_direction(pqr: Tensor, h0: Tensor, states: Tensor, keep: Optional[
     i = torch.empty_like(dh)
     f = torch.empty_like(dh)
     tmp = torch.empty_like(dh)
+    dh = dh.clone()  # updated in place below
     order = list(steps)
     for n in range(len(order) - 1, -1, -1):
         t = order[n]
@@ -71,7 +72,7 @@ def _backward_direction(pqr: Tensor, h0: Tensor, states: Tensor, keep: Optional[
         torch.add(p, h_prev, out=i).sigmoid_()
         torch.sub(q, h_prev, out=f).sigmoid_()
         if grad_out is not None:
-            dh = dh + grad_out[t] if keep is None else torch.addcmul(dh, grad_out[t], keep[t])
+            dh.add_(grad_out[t]) if keep is None else dh.addcmul_(grad_out[t], keep[t])
         da = tanh_backward(dh, states[t]) if tanh else dh
         if keep is not None:
             carried = dh * (1 - keep[t])
@@ -79,9 +80,13 @@ def _backward_direction(pqr: Tensor, h0: Tensor, states: Tensor, keep: Optional[
         torch.mul(da, i, out=dr)
         sigmoid_backward(torch.mul(da, r, out=tmp), i, grad_input=dp)
         sigmoid_backward(torch.mul(da, h_prev, out=tmp), f, grad_input=dq)
-        dh = torch.sub(dp, dq).addcmul_(da, f)
+        # dh_prev = da * f + dp - dq (+ the gradient carried through a padded step)
         if keep is not None:
-            dh += carried
+            dh = carried.add_(dp).sub_(dq).addcmul_(da, f)
+        elif tanh:
+            dh = torch.sub(dp, dq, out=dh).addcmul_(da, f)
+        else:  # da is dh itself
+            dh.mul_(f).add_(dp).sub_(dq)
     return dh
 
 

@@ -35,7 +35,8 @@ def launcher_command(fairseq_args, nproc=1, *launcher_args):
 
 
 def env():
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": REPO}
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": REPO + (os.pathsep + path if path else "")}
 
 
 def launch(fairseq_args, log_path, nproc=1, timeout=300):

@@ -1,0 +1,82 @@
+"""Crafted and damaged checkpoint files (in addition to tests/models/test_checkpoint_safety.py):
+each is refused with a CheckpointError naming the file, and nothing in it runs."""
+
+import io
+import os
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+import fairseq_lrn.models  # noqa: F401  (installs the safe loader, as --user-dir does)
+from fairseq_lrn.checkpoint_safety import CheckpointError, broadcast_globals
+from tests.reliability.helpers import load
+
+
+def test_a_checkpoint_cut_anywhere_is_refused_by_name(reference, tmp_path):
+    """fairseq 0.12 alone could leave such files (see test_resume); torch reports them in four
+    different ways (EOFError, RuntimeError, OSError EINVAL, UnpicklingError), all named here."""
+    ref_dir, _ = reference
+    data = open(os.path.join(ref_dir, "checkpoint_1_6.pt"), "rb").read()
+    path = tmp_path / "checkpoint_last.pt"
+    for cut in sorted({0, 1, 10, 100, *range(0, len(data), max(1, len(data) // 60)), len(data) - 1}):
+        path.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError) as info:
+            load(path)
+        assert str(path) in str(info.value), cut
+
+
+class RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _zip_not_from_torch(path):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("hello.txt", "not a checkpoint")
+
+
+@pytest.mark.parametrize("kind, make, message", [
+    ("tensor", lambda p: torch.save(torch.zeros(3), p), "torch file, but not one fairseq-train wrote"),
+    ("bare state_dict", lambda p: torch.save({"encoder.w": torch.zeros(3)}, p),
+     "torch file, but not one fairseq-train wrote"),
+    ("zip archive not written by torch", _zip_not_from_torch, "cannot read checkpoint"),
+    ("numpy .npy", lambda p: np.save(open(p, "wb"), np.zeros(3)), "refused to load checkpoint"),
+    ("safetensors-like header", lambda p: open(p, "wb").write(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      "),
+     "refused to load checkpoint|cannot read checkpoint"),
+])
+def test_wrong_formats_are_refused_by_name(tmp_path, kind, make, message):
+    path = tmp_path / "model.pt"
+    make(str(path))
+    with pytest.raises(CheckpointError, match=message) as info:
+        load(path)
+    assert str(path) in str(info.value)
+
+
+def test_what_rank_0_broadcasts_passes_the_receivers_allow_list_and_code_does_not(reference, tmp_path):
+    """Resuming data-parallel training: rank 0 loads the checkpoint and broadcasts it; the other
+    ranks unpickle it with weights_only under broadcast_globals() (omegaconf cfg included)."""
+    from fairseq.distributed import utils as distributed_utils
+
+    ref_dir, _ = reference
+    state = load(os.path.join(ref_dir, "checkpoint_1_3.pt"))
+    metadata = distributed_utils._split_tensors_from_obj(state, [])
+    buffer = io.BytesIO()
+    torch.save(metadata, buffer)
+    with pytest.raises(Exception, match="DictConfig"):  # torch's default allow-list: refused
+        torch.load(io.BytesIO(buffer.getvalue()))
+    with torch.serialization.safe_globals(broadcast_globals()):
+        received = torch.load(io.BytesIO(buffer.getvalue()))
+    assert received["cfg"]["model"].arch == "lrn_iwslt_de_en"
+
+    marker = tmp_path / "payload-ran"
+    buffer = io.BytesIO()
+    torch.save({"cfg": RunsCode(str(marker))}, buffer)
+    with pytest.raises(Exception, match=r"GLOBAL \S*open"):
+        with torch.serialization.safe_globals(broadcast_globals()):
+            torch.load(io.BytesIO(buffer.getvalue()))
+    assert not marker.exists()
