@@ -9,7 +9,9 @@ Systems (all built in-process with fairseq's own machinery, on the same data, at
 * ``lstm``          fairseq's ``lstm``: bidirectional encoder, same layers / hidden / embedding
                     sizes; its decoder uses input feeding + attention (fairseq's defaults).
                     LRN does not feed inputs, which is what lets it run the decoder over all
-                    target positions at once in training.
+                    target positions at once in training. (Attention differs too: LRN uses
+                    the authors' additive attention, fairseq's lstm a dot product over projected
+                    states; ``--lrn-args '--decoder-attention general'`` gives LRN the latter.)
 * ``transformer``   fairseq's ``transformer``, layers/FFN chosen for LRN's parameter count
 
 Measured, interleaved (``for repeat: for system:``) so drift hits every system alike:
@@ -26,7 +28,7 @@ Measured, interleaved (``for repeat: for system:``) so drift hits every system a
 
 Prints markdown tables; ``--json`` / ``--plot`` save the numbers / a PNG. Examples:
 
-    python scripts/benchmark_models.py                           # iwslt size, CPU: ~10 min
+    python scripts/benchmark_models.py                           # iwslt size, CPU: ~4-6 min
     python scripts/benchmark_models.py --size tiny --repeats 2   # smoke run, < 1 min
     python scripts/benchmark_models.py --quality --budget-seconds 120 --json b.json --plot b.png
     python scripts/benchmark_models.py --profile                 # + torch.profiler of an LRN step
@@ -121,6 +123,8 @@ def parse_args(argv=None):
         help="extra fairseq arguments for the LRN systems, e.g. '--decoder-attention general'")
     add("--skip-generation", action="store_true", help="measure training only")
     add("--fp16", action="store_true", help="mixed precision training (CUDA; fairseq --fp16)")
+    add("--tf32", action="store_true", help="allow TF32 matrix products on CUDA (cuDNN, used by the "
+        "lstm encoder, allows TF32 by default; plain matmuls do not)")
     add("--quick", action="store_true", help="1 repeat, 2 timed steps, few sentences: checks that it runs")
     add("--no-memory", action="store_true", help="skip the peak-memory probes (a fresh process per system)")
     add("--quality", action="store_true",
@@ -683,6 +687,8 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
     t_start = time.time()
     load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     if load_start and args.device == "cpu":
@@ -759,7 +765,8 @@ def main(argv=None) -> dict:
                    "repeats": args.repeats, "train_steps": args.train_steps,
                    "warmup_steps": args.warmup_steps, "max_tokens": args.max_tokens,
                    "gen_sentences_b1": args.gen_sentences_b1, "gen_sentences_b64": args.gen_sentences_b64,
-                   "gen_configs": list(gen_sets), "fp16": args.fp16, "data": data_bin, "synthetic_data": not args.data,
+                   "gen_configs": list(gen_sets), "fp16": args.fp16, "tf32": args.tf32,
+                   "data": data_bin, "synthetic_data": not args.data,
                    "train_batch_target_tokens": tokens},
         "skipped": skipped, "memory_method": method, "systems": {}, "ratios": {},
     }

@@ -71,8 +71,7 @@ class LRNDecoder(FairseqIncrementalDecoder):
         """Returns features ``(B, T, out_embed_dim)`` and attention ``(B, T, S)``."""
         if incremental_state is not None:
             prev_output_tokens = prev_output_tokens[:, -1:]
-        x = F.dropout(self.embed_tokens(prev_output_tokens), self.dropout_in, self.training)
-        x = x.transpose(0, 1)  # (T, B, E)
+        x = F.dropout(self.embed_tokens(prev_output_tokens.t()), self.dropout_in, self.training)  # (T, B, E)
 
         cache = None if incremental_state is None else self.get_incremental_state(incremental_state, CACHE_KEY)
         if cache is None:

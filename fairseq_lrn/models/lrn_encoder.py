@@ -39,8 +39,7 @@ class LRNEncoder(FairseqEncoder):
 
     def forward(self, src_tokens: Tensor, src_lengths: Optional[Tensor] = None, **unused) -> EncoderOut:
         """src_tokens ``(B, S)`` (left- or right-padded)."""
-        x = F.dropout(self.embed_tokens(src_tokens), self.dropout_in, self.training)
-        x = x.transpose(0, 1)  # (S, B, E)
+        x = F.dropout(self.embed_tokens(src_tokens.t()), self.dropout_in, self.training)  # (S, B, E)
         padding_mask = src_tokens.eq(self.padding_idx)
         if not padding_mask.any():
             padding_mask = None

@@ -61,10 +61,10 @@ class Attention(nn.Module):
             nn.init.uniform_(self.v, -1 / math.sqrt(self.head_dim), 1 / math.sqrt(self.head_dim))
 
     def project_keys(self, encoder_out: Tensor) -> Tensor:
-        """encoder_out ``(S, B, key_dim)`` -> keys ``(B, heads, S, head_dim)``."""
+        """encoder_out ``(S, B, key_dim)`` -> keys ``(B, heads, S, head_dim)``, contiguous."""
         k = encoder_out if self.key_proj is None else self.key_proj(encoder_out)
         S, B, _ = k.shape
-        return k.view(S, B, self.heads, self.head_dim).permute(1, 2, 0, 3)
+        return k.view(S, B, self.heads, self.head_dim).permute(1, 2, 0, 3).contiguous()
 
     def forward(self, query: Tensor, keys: Tensor, encoder_out: Tensor,
                 padding_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
@@ -75,9 +75,13 @@ class Attention(nn.Module):
         q = query if self.query_proj is None else self.query_proj(query)
         q = q.view(T, B, self.heads, self.head_dim).permute(1, 2, 0, 3)  # (B, H, T, a)
         if self.kind == "additive":
-            # tanh((B, H, T, 1, a) + (B, H, 1, S, a)) @ (1, H, 1, a, 1) -> (B, H, T, S)
-            hidden = torch.tanh(q.unsqueeze(3) + keys.unsqueeze(2))
-            scores = (hidden @ self.v.view(1, self.heads, 1, self.head_dim, 1)).squeeze(-1)
+            # (B, H, T, 1, a) + (B, H, 1, S, a), both contiguous: the sum, the largest tensor, is
+            # contiguous, so with one head its product with v is a matrix-vector product on a view.
+            hidden = (q.contiguous().unsqueeze(3) + keys.unsqueeze(2)).tanh_()
+            if self.heads == 1:
+                scores = (hidden.view(-1, self.head_dim) @ self.v[0]).view(B, 1, T, -1)
+            else:
+                scores = torch.einsum("bhtsa,ha->bhts", hidden, self.v)
         else:
             scores = (q @ keys.transpose(2, 3)) / math.sqrt(self.head_dim)
         if padding_mask is not None:

@@ -54,7 +54,7 @@ class LRNLayer(nn.Module):
         if self.norm_weight is None:
             return y.unflatten(-1, (3, self.output_size))
         y = y.unflatten(-1, (3, self.num_directions, self.hidden_size))
-        y = F.layer_norm(y, (self.hidden_size,)) * self.norm_weight + self.norm_bias
+        y = torch.addcmul(self.norm_bias, F.layer_norm(y, (self.hidden_size,)), self.norm_weight)
         return y.flatten(-2)
 
     def forward(self, x: Tensor, h0: Optional[Tensor] = None,
