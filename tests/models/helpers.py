@@ -27,3 +27,13 @@ def build_model(src_dict=None, tgt_dict=None, **overrides):
     lrn_iwslt_de_en(args)
     task = SimpleNamespace(source_dictionary=src_dict, target_dictionary=tgt_dict)
     return LRNModel.build_model(args, task)
+
+
+class RunsCode:
+    """Unpickling this object runs ``open(marker, "w")`` (a stand-in for any payload)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))

@@ -10,16 +10,7 @@ from fairseq import checkpoint_utils
 
 import fairseq_lrn.models  # noqa: F401  (installs the safe loader, as --user-dir does)
 from fairseq_lrn.checkpoint_safety import CheckpointError, fairseq_checkpoint_globals
-
-
-class RunsCode:
-    """Unpickling this object runs ``open(marker, "w")`` (a stand-in for any payload)."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
+from tests.models.helpers import RunsCode
 
 
 def test_checkpoint_written_by_fairseq_train_loads(trained):

@@ -11,6 +11,7 @@ import torch
 
 import fairseq_lrn.models  # noqa: F401  (installs the safe loader, as --user-dir does)
 from fairseq_lrn.checkpoint_safety import CheckpointError, broadcast_globals
+from tests.models.helpers import RunsCode
 from tests.reliability.helpers import load
 
 
@@ -25,14 +26,6 @@ def test_a_checkpoint_cut_anywhere_is_refused_by_name(reference, tmp_path):
         with pytest.raises(CheckpointError) as info:
             load(path)
         assert str(path) in str(info.value), cut
-
-
-class RunsCode:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
 def _zip_not_from_torch(path):
