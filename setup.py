@@ -30,7 +30,7 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest", "triton"],
+        "test": ["pytest", "triton", "matplotlib"],
         "plot": ["matplotlib"],
     },
     entry_points={"console_scripts": ["fairseq-lrn-dir = fairseq_lrn.cli:print_user_dir"]},

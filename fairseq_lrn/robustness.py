@@ -8,8 +8,6 @@ Installed by ``fairseq_lrn.models`` (so by ``--user-dir fairseq_lrn``), each ide
   the file the next run resumes from. Here those copies go to a temporary name in the same
   folder, are flushed to disk, and replace the destination with ``os.replace``: a reader sees
   the old file or the new one, never a part.
-* :func:`install_dictionary_check`: loading LRN weights into a model built on a dictionary of
-  another size fails with a message that says so (instead of a bare shape mismatch).
 * :func:`install_interactive_input_handling` (only inside ``fairseq-interactive``): input lines
   that are not valid UTF-8 are translated with the bad bytes replaced by U+FFFD (they become
   ``<unk>``) and a warning naming the line, instead of a ``UnicodeDecodeError`` that ends the
@@ -82,48 +80,6 @@ def install_atomic_checkpoint_copies() -> None:
             return atomic_copy(src_path, dst_path)
 
     checkpoint_utils.PathManager = AtomicCopyPathManager
-
-
-# --- a checkpoint trained on another dictionary ----------------------------------------------
-
-def dictionary_mismatches(model, state_dict) -> list:
-    """Describe each side whose embedding in ``state_dict`` has another number of rows than
-    the model's dictionary (empty list: the sizes agree)."""
-    problems = []
-    for side, key, dictionary, file_hint in (
-            ("source", "encoder.embed_tokens.weight", model.encoder.dictionary, "dict.<source-lang>.txt"),
-            ("target", "decoder.embed_tokens.weight", model.decoder.dictionary, "dict.<target-lang>.txt")):
-        weight = state_dict.get(key)
-        if weight is not None and weight.dim() == 2 and weight.size(0) != len(dictionary):
-            problems.append(f"the checkpoint's {side} embedding has {weight.size(0)} rows, but the "
-                            f"{side} dictionary ({file_hint} of the data folder) has {len(dictionary)} "
-                            f"entries")
-    return problems
-
-
-def install_dictionary_check() -> None:
-    """Make ``LRNModel.load_state_dict`` refuse weights trained with a dictionary of another
-    size, with a :class:`~fairseq_lrn.checkpoint_safety.CheckpointError` that says so."""
-    from .checkpoint_safety import CheckpointError
-    from .models.lrn import LRNModel
-
-    original = LRNModel.load_state_dict
-    if getattr(original, "lrn_dictionary_check", False):
-        return
-
-    def load_state_dict(self, state_dict, *args, **kwargs):
-        problems = dictionary_mismatches(self, state_dict)
-        if problems:
-            raise CheckpointError(
-                "this LRN checkpoint was trained with other dictionaries than the ones loaded now: "
-                + "; ".join(problems) + ". A model works only with the dictionaries it was trained "
-                "with: point fairseq at the data folder (or dict.*.txt files) of its training run, "
-                "e.g. binarize new data with fairseq-preprocess --srcdict/--tgtdict from that run.")
-        return original(self, state_dict, *args, **kwargs)
-
-    load_state_dict.lrn_dictionary_check = True
-    load_state_dict.__doc__ = original.__doc__
-    LRNModel.load_state_dict = load_state_dict
 
 
 # --- fairseq-interactive: non-UTF-8 bytes and too-long lines ---------------------------------
@@ -257,6 +213,5 @@ def install_hub_skip_alignment() -> None:
 def install() -> None:
     """Install every fix of this module (idempotent)."""
     install_atomic_checkpoint_copies()
-    install_dictionary_check()
     install_interactive_input_handling()
     install_hub_skip_alignment()

@@ -36,6 +36,7 @@ Prints markdown tables; ``--json`` / ``--plot`` save the numbers / a PNG. Exampl
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -149,6 +150,8 @@ def parse_args(argv=None):
         parser.error(f"--data {args.data!r} is not a directory")
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--plot needs matplotlib: pip install matplotlib")
     if args.fp16 and args.device != "cuda":
         parser.error("--fp16 needs --device cuda")
     preset = PRESETS[args.size]

@@ -8,6 +8,7 @@ from fairseq import utils
 from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
 from torch import nn
 
+from ..checkpoint_safety import CheckpointError
 from ..modules import ATTENTION_TYPES
 from ..ops import ACTIVATIONS, IMPLS
 from .lrn_decoder import LRNDecoder
@@ -63,6 +64,21 @@ def check_args(args) -> None:
         raise ValueError("--share-all-embeddings needs --encoder-embed-path == --decoder-embed-path")
 
 
+def dictionary_mismatches(model, state_dict) -> list:
+    """Describe each side whose embedding in ``state_dict`` has another number of rows than
+    the model's dictionary (empty list: the sizes agree)."""
+    problems = []
+    for side, key, dictionary, file_hint in (
+            ("source", "encoder.embed_tokens.weight", model.encoder.dictionary, "dict.<source-lang>.txt"),
+            ("target", "decoder.embed_tokens.weight", model.decoder.dictionary, "dict.<target-lang>.txt")):
+        weight = state_dict.get(key)
+        if weight is not None and weight.dim() == 2 and weight.size(0) != len(dictionary):
+            problems.append(f"the checkpoint's {side} embedding has {weight.size(0)} rows, but the "
+                            f"{side} dictionary ({file_hint} of the data folder) has {len(dictionary)} "
+                            f"entries")
+    return problems
+
+
 @register_model("lrn")
 class LRNModel(FairseqEncoderDecoderModel):
     """LRN encoder-decoder with attention (Zhang & Sennrich, 2019)."""
@@ -111,6 +127,18 @@ class LRNModel(FairseqEncoderDecoderModel):
         add("--lrn-impl", choices=IMPLS,
             help="recurrence implementation: auto (fused Triton kernel on CUDA, else the fast CPU "
                  "path), fused, cpu or reference")
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        """fairseq's load, refusing weights trained with dictionaries of another size with a
+        :class:`~fairseq_lrn.checkpoint_safety.CheckpointError` that says so."""
+        problems = dictionary_mismatches(self, state_dict)
+        if problems:
+            raise CheckpointError(
+                "this LRN checkpoint was trained with other dictionaries than the ones loaded now: "
+                + "; ".join(problems) + ". A model works only with the dictionaries it was trained "
+                "with: point fairseq at the data folder (or dict.*.txt files) of its training run, "
+                "e.g. binarize new data with fairseq-preprocess --srcdict/--tgtdict from that run.")
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
     @classmethod
     def build_model(cls, args, task):
