@@ -12,7 +12,7 @@ For every (T, B, d, dtype) in the grid, on one device (CUDA if available, else C
 Forward times are taken in training mode (autograd recording). Prints markdown tables;
 ``--json`` / ``--plot`` save the numbers / a figure. Needs only torch (+ Triton for fused):
 
-    python scripts/benchmark_kernel.py                     # default grid (GPU: ~2 min on an H100)
+    python scripts/benchmark_kernel.py                     # default grid (GPU: about 1 min on an H200)
     python scripts/benchmark_kernel.py --device cpu --quick
 """
 
