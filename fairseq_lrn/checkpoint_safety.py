@@ -105,6 +105,31 @@ def _other_checkpoints_hint(path) -> str:
             f"copy that one to its name)")
 
 
+def _classify_read_error(error: BaseException):
+    """``"damaged"`` when torch could not read the file, ``"foreign"`` when it read a torch file
+    that is not a fairseq checkpoint, None when the error is about something else (re-raised)."""
+    text = str(error)
+    if not _raised_in_torch_load(error):
+        # torch.load worked and fairseq's handling of the content failed: a bare state_dict
+        # (KeyError), a tensor ("'args' in state" fails in Tensor.__contains__), ...
+        foreign = isinstance(error, (KeyError, TypeError, AttributeError)) or (
+            isinstance(error, RuntimeError) and "__contains__" in text)
+        return "foreign" if foreign else None
+    if isinstance(error, (EOFError, KeyError, zipfile.BadZipFile)):
+        return "damaged"
+    if isinstance(error, RuntimeError):
+        markers = ("PytorchStreamReader", "inline_container", "enforce fail")
+        return "damaged" if any(marker in text for marker in markers) else None
+    # torch's zip reader seeks before the start of a file cut short: OSError(EINVAL) on a file,
+    # ValueError("negative seek value") on a buffer. Other OSErrors (missing file, permissions)
+    # and ValueErrors are not about the content.
+    if isinstance(error, OSError):
+        return "damaged" if error.errno == errno.EINVAL else None
+    if isinstance(error, ValueError):
+        return "damaged" if "seek" in text else None
+    return None
+
+
 def safe_loader(load_checkpoint_to_cpu):
     """Wrap fairseq's ``load_checkpoint_to_cpu(path, ...)`` with the allow-list and clear errors."""
     import torch
@@ -118,30 +143,15 @@ def safe_loader(load_checkpoint_to_cpu):
             raise CheckpointError(_refusal_message(path, error)) from None
         except (EOFError, KeyError, zipfile.BadZipFile, RuntimeError, OSError, ValueError, TypeError,
                 AttributeError) as error:
+            kind = _classify_read_error(error)
+            if kind is None:
+                raise
             first_line = (str(error).splitlines() or [type(error).__name__])[0]
-            if not _raised_in_torch_load(error):
-                # torch.load worked, fairseq's handling of the content failed: a torch file that is
-                # not a fairseq checkpoint (a bare state_dict: KeyError; a tensor: "'args' in state"
-                # fails with a RuntimeError from Tensor.__contains__). Anything else is not ours.
-                if not (isinstance(error, (KeyError, TypeError, AttributeError))
-                        or (isinstance(error, RuntimeError) and "__contains__" in str(error))):
-                    raise
+            if kind == "foreign":
                 raise CheckpointError(f"cannot use {path!r} as a fairseq checkpoint: it is a torch file, "
                                       f"but not one fairseq-train wrote (no 'model' / 'cfg' / "
                                       f"'optimizer_history' as fairseq expects; {type(error).__name__}: "
                                       f"{first_line})") from error
-            if isinstance(error, (TypeError, AttributeError)):
-                raise
-            if isinstance(error, RuntimeError) and not any(
-                    text in str(error) for text in ("PytorchStreamReader", "inline_container", "enforce fail")):
-                raise
-            # torch's zip reader seeks before the start of a file cut short: OSError(EINVAL) on a
-            # file, ValueError("negative seek value") on a buffer. Other OSErrors (missing file,
-            # permissions) and ValueErrors are not about the content: let them through.
-            if isinstance(error, OSError) and error.errno != errno.EINVAL:
-                raise
-            if isinstance(error, ValueError) and "seek" not in str(error):
-                raise
             raise CheckpointError(f"cannot read checkpoint {path!r}: the file is truncated, empty or "
                                   f"not a fairseq checkpoint ({type(error).__name__}: {first_line})"
                                   f"{_other_checkpoints_hint(path)}") from None

@@ -1,8 +1,8 @@
 """Train, generate, translate interactively and through the hub, as a user does (subprocess)."""
 
 import os
-import re
 
+from fairseq_lrn.cli import parse_generate_output
 from tests.cli_utils import USER_DIR, run_cli, train_args
 
 
@@ -14,10 +14,9 @@ def test_generate_with_beam_search_reverses_sentences(trained):
     folder, data_bin, checkpoint = trained
     out = run_cli("generate", data_bin, "--user-dir", USER_DIR, "--path", checkpoint,
                   "--beam", "5", "--batch-size", "16", "--cpu").stdout
-    sources = dict(re.findall(r"^S-(\d+)\t(.*)$", out, re.M))
-    hypos = dict((i, text) for i, _, text in re.findall(r"^H-(\d+)\t(\S+)\t(.*)$", out, re.M))
-    assert len(hypos) == 40
-    assert reversed_fraction([(sources[i], hypos[i]) for i in hypos]) >= 0.8
+    sentences = parse_generate_output(out)
+    assert len(sentences) == 40
+    assert reversed_fraction([(s["S"], s["H"]) for s in sentences.values()]) >= 0.8
 
 
 def test_interactive_translates_stdin(trained):
@@ -26,7 +25,7 @@ def test_interactive_translates_stdin(trained):
     out = run_cli("interactive", data_bin, "--user-dir", USER_DIR, "--path", checkpoint,
                   "--beam", "5", "--cpu", "--source-lang", "src", "--target-lang", "tgt",
                   input_text="\n".join(lines) + "\n").stdout
-    hypos = [text for _, _, text in re.findall(r"^H-(\d+)\t(\S+)\t(.*)$", out, re.M)]
+    hypos = [s["H"] for _, s in sorted(parse_generate_output(out).items())]
     assert len(hypos) == 3
     assert reversed_fraction(list(zip(lines, hypos))) >= 2 / 3
 
