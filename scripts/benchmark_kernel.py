@@ -34,7 +34,10 @@ from fairseq_lrn.ops import lrn_recurrence, triton_available  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_TARGET = (30, 64, 1024, "fp32")  # the CPU metric's config: LRN layer / projection GEMM
-SWEEP_CONFIGS = [(128, 1), (256, 1), (256, 2), (512, 1), (512, 2), (512, 4), (1024, 2), (1024, 4)]
+# (BLOCK, num_warps, STEPS, STAGES) tried by --sweep besides the launch heuristic's picks:
+# no pipelining (STAGES=1), deeper or shallower pipelines, shorter/longer chunks, wider blocks.
+SWEEP_CONFIGS = [(128, 1, 4, 1), (128, 1, 4, 2), (128, 1, 4, 3), (128, 1, 4, 5), (128, 1, 8, 3),
+                 (64, 1, 4, 5), (256, 2, 4, 3)]
 
 
 def parse_args():
@@ -50,7 +53,12 @@ def parse_args():
     parser.add_argument("--reference-max-T", type=int, default=100,
                         help="time the (slow) reference only up to this T")
     parser.add_argument("--sweep", action="store_true",
-                        help="also time fused fwd+bwd for several (BLOCK, num_warps) at the largest shape")
+                        help="also time fused fwd+bwd for several (BLOCK, num_warps, STEPS, STAGES) "
+                             "at the largest shape")
+    parser.add_argument("--tf32", choices=["on", "off", "torch-default"], default="on",
+                        help="TF32 for fp32 GEMMs and cuDNN RNNs alike (on, the default, or off), or "
+                             "torch's defaults (cuDNN on, matmul off: LSTM/GRU get TF32, the LRN "
+                             "projection does not)")
     parser.add_argument("--warmup", type=int, default=None,
                         help="calls before timing (default: 3 on CUDA, 1 on CPU)")
     parser.add_argument("--repeats", type=int, default=20)
@@ -194,21 +202,23 @@ def run_config(args, timer, copy_gbps, T, B, d, dtype_name):
 
 
 def sweep(timer, copy_gbps, T, B, d, dtype_name, device):
-    """Fused fwd and fwd+bwd ms (and fraction of copy bandwidth) for each (BLOCK, num_warps)
-    in SWEEP_CONFIGS, plus the launch heuristic's pick."""
-    from fairseq_lrn.ops.triton_lrn import launch_config, lrn_recurrence_fused
+    """Fused fwd and fwd+bwd ms (and fraction of copy bandwidth) for the launch heuristic
+    (config None) and each (BLOCK, num_warps, STEPS, STAGES) in SWEEP_CONFIGS; and the
+    heuristic's picks for the forward and backward kernels."""
+    from fairseq_lrn.ops.triton_lrn import BWD_TILES, FWD_TILES, launch_config, lrn_recurrence_fused
 
     dtype = DTYPES[dtype_name]
     pqr = torch.randn(T, B, 3, d, device=device, dtype=dtype, requires_grad=True)
     grads = [torch.randn(T, B, d, device=device, dtype=dtype), torch.randn(B, d, device=device, dtype=dtype)]
     results = []
-    for config in SWEEP_CONFIGS:
+    for config in [None, *SWEEP_CONFIGS]:
         fwd, fwd_bwd = fwd_and_fwd_bwd(timer, lambda: lrn_recurrence_fused(pqr, config=config), [pqr], grads)
         gbps = fused_gbps(T, B, d, dtype, fwd, fwd_bwd)
-        results.append({"T": T, "B": B, "d": d, "dtype": dtype_name, "block": config[0],
-                        "num_warps": config[1], "fwd_ms": fwd, "fwd_bwd_ms": fwd_bwd,
+        results.append({"T": T, "B": B, "d": d, "dtype": dtype_name, "config": config,
+                        "fwd_ms": fwd, "fwd_bwd_ms": fwd_bwd,
                         "copy_fraction": {k: v / copy_gbps for k, v in gbps.items()}})
-    default = launch_config(d, B, device)
+    default = {"fwd": launch_config(d, B, dtype, device, FWD_TILES),
+               "bwd": launch_config(d, B, dtype, device, BWD_TILES)}
     return results, default
 
 
@@ -253,12 +263,14 @@ def print_tables(rows, copy_gbps, device):
 
 
 def print_sweep(results, defaults):
-    print("\n### Fused launch configs (BLOCK, num_warps)\n")
+    print("\n### Fused launch configs (BLOCK, num_warps, STEPS, STAGES)\n")
     print("| T | B | d | dtype | config | ms fwd / f+b | of copy fwd / f+b |\n|---|---|---|---|---|---|---|")
     for s in results:
-        pick = " (default)" if defaults[s["dtype"]] == (s["block"], s["num_warps"]) else ""
+        picks = defaults[s["dtype"]]
+        config = (f"heuristic: fwd {picks['fwd']}, bwd {picks['bwd']}" if s["config"] is None
+                  else ", ".join(map(str, s["config"])))
         frac = s["copy_fraction"]
-        print(f"| {s['T']} | {s['B']} | {s['d']} | {s['dtype']} | {s['block']}, {s['num_warps']}{pick} "
+        print(f"| {s['T']} | {s['B']} | {s['d']} | {s['dtype']} | {config} "
               f"| {fmt(s['fwd_ms'])} / {fmt(s['fwd_bwd_ms'])} | {frac['fwd']:.0%} / {frac['fwd_bwd']:.0%} |")
 
 
@@ -296,6 +308,10 @@ def plot(rows, path):
 def main():
     args = parse_args()
     torch.manual_seed(0)
+    if args.tf32 != "torch-default":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
+    print(f"TF32: {args.tf32} (matmul {torch.backends.cuda.matmul.allow_tf32}, "
+          f"cuDNN {torch.backends.cudnn.allow_tf32})")
     timer = Timer(args.device, args.warmup, args.repeats, args.budget)
     copy_gbps = copy_bandwidth(timer, args.device)
     grid = [(T, B, d, dt) for dt in args.dtype for d in args.d for B in args.B for T in args.T]
@@ -308,7 +324,9 @@ def main():
     print_tables(rows, copy_gbps, args.device)
 
     report = {"device": torch.cuda.get_device_name(args.device) if args.device.type == "cuda" else "cpu",
-              "torch": torch.__version__, "copy_gbps": copy_gbps, "rows": rows}
+              "torch": torch.__version__, "copy_gbps": copy_gbps, "rows": rows,
+              "tf32": {"setting": args.tf32, "matmul": torch.backends.cuda.matmul.allow_tf32,
+                       "cudnn": torch.backends.cudnn.allow_tf32}}
     if triton_available():
         import triton
         report["triton"] = triton.__version__

@@ -2,9 +2,13 @@
 
 One program per (batch row, direction, block of channels) walks time serially with the state in
 fp32 registers; the reverse direction of a bidirectional recurrence runs in the same launch and
-walks time backwards. Each step's p, q, r are loaded ahead of the dependent math (the forward
-keeps two steps in flight, the backward one). Forward saves its inputs and the state sequence
-(the output itself when there is no mask); backward walks time in reverse, recomputing the gates.
+walks time backwards. The loop is bound by the latency of its loads, not by bytes, so time is
+walked in chunks of STEPS steps and Triton's software pipeliner (``tl.range(num_stages=STAGES)``)
+copies the next STAGES-1 chunks into shared memory (cp.async) while one is computed: a load has
+(STAGES-1)*STEPS steps of math to arrive. (Prefetching into registers does not work here: the
+copy at the loop's end that rotates prefetched registers waits for the load, as the SASS shows.)
+Forward saves its inputs and the state sequence (the output itself when there is no mask);
+backward walks time in reverse, recomputing the gates.
 No atomics: every gradient element is written once, so results are deterministic.
 
 Same conventions as :mod:`fairseq_lrn.ops.reference`. Runs on CUDA tensors, or on CPU tensors
@@ -29,15 +33,6 @@ _empty = torch.empty
 
 
 @triton.jit
-def _load_pqr(ptr, s_g, cmask):
-    """p, q, r of one step, as fp32 blocks; ``ptr`` points at p."""
-    p = tl.load(ptr, mask=cmask, other=0.0).to(tl.float32)
-    q = tl.load(ptr + s_g, mask=cmask, other=0.0).to(tl.float32)
-    r = tl.load(ptr + 2 * s_g, mask=cmask, other=0.0).to(tl.float32)
-    return p, q, r
-
-
-@triton.jit
 def _activation(a, TANH: tl.constexpr):
     if TANH:  # tanh(a) = 2 sigmoid(2a) - 1 (libdevice tanh is missing under the interpreter)
         a = 2.0 * tl.sigmoid(2.0 * a) - 1.0
@@ -45,104 +40,146 @@ def _activation(a, TANH: tl.constexpr):
 
 
 @triton.jit
-def _program_coords(T, d, s_b, s_c, BLOCK: tl.constexpr):
+def _program_coords(T, B, d, s_b, s_c, h0, HAS_H0: tl.constexpr, BLOCK: tl.constexpr,
+                    VEC: tl.constexpr):
     """This program's batch row b, time step of its direction (+1 / -1), the direction's first
-    time step, its channels in [0, D), their mask (channel < d) and pqr offsets of (b, channels)."""
+    time step, its channels in [0, D), their mask (channel < d), pqr offsets of (b, channels),
+    D, B * D, offsets of (b, channels) in a (B, D) slice, and the initial state (fp32).
+    Channels are declared contiguous in runs of VEC only, so that each thread holds VEC channels
+    of every time step of a chunk (wider vectors would split a chunk's steps across threads)."""
     b = tl.program_id(0)
     rev = tl.program_id(1)
-    c = tl.program_id(2) * BLOCK + tl.arange(0, BLOCK)
+    c = tl.max_contiguous(tl.program_id(2) * BLOCK + tl.arange(0, BLOCK), VEC)
     ch = rev * d + c
-    step = 1 - 2 * rev
-    t_first = ((T - 1) * rev).to(tl.int64)
+    cmask = c < d
+    D = tl.num_programs(1) * d
+    row = b * D + ch
+    h_init = tl.zeros([BLOCK], dtype=tl.float32)
+    if HAS_H0:
+        h_init = tl.load(h0 + row, mask=cmask, other=0.0).to(tl.float32)
     pqr_off = b.to(tl.int64) * s_b + ch.to(tl.int64) * s_c
-    return b, step, t_first, ch, c < d, pqr_off
+    return b, 1 - 2 * rev, ((T - 1) * rev).to(tl.int64), ch, cmask, pqr_off, D, B * D, row, h_init
+
+
+@triton.jit
+def _chunk_times(t_start, walk, n, T, STEPS: tl.constexpr):
+    """Time indices (int64) of chunk n's STEPS steps, walking from t_start by ``walk`` (+1 / -1),
+    and which of them exist (walked position < T)."""
+    pos = n * STEPS + tl.arange(0, STEPS)
+    return t_start + walk * pos, pos < T
+
+
+@triton.jit
+def _load_rows(ptr, t, s_t, col_off, live, cmask):
+    """``(STEPS, BLOCK)`` tile ``ptr[t * s_t + col_off]`` in the stored dtype, zero off the masks."""
+    return tl.load(ptr + t[:, None] * s_t + col_off[None, :], mask=live[:, None] & cmask[None, :],
+                   other=0.0)
+
+
+@triton.jit
+def _load_pads(pad_mask, t, live, B, b, HAS_MASK: tl.constexpr):
+    """``(STEPS,)`` padding flags of batch row b at times t (False without a mask)."""
+    if HAS_MASK:
+        return tl.load(pad_mask + t * B + b, mask=live, other=0) != 0
+    return tl.zeros_like(live)
+
+
+@triton.jit
+def _row(tile, k: tl.constexpr):
+    """Row k of a ``(STEPS, BLOCK)`` tile as fp32. Each thread holds whole columns of the tile, so
+    this folds to a register pick (x + -0.0 == x exactly)."""
+    sel = tl.arange(0, tile.shape[0])[:, None] == k
+    return tl.sum(tl.where(sel, tile.to(tl.float32), -0.0), axis=0)
+
+
+@triton.jit
+def _flag(flags, k: tl.constexpr):
+    """Element k of a ``(STEPS,)`` bool vector, as a scalar."""
+    return tl.sum(tl.where(tl.arange(0, flags.shape[0]) == k, flags.to(tl.int32), 0)) != 0
+
+
+@triton.jit
+def _load_fwd_chunk(pqr, pad_mask, t_first, step, n, T, B, b, s_t, s_g, pqr_off, cmask,
+                    HAS_MASK: tl.constexpr, STEPS: tl.constexpr):
+    """p, q, r tiles (stored dtype) and padding flags of the forward's chunk n."""
+    t, live = _chunk_times(t_first, step, n, T, STEPS)
+    p = _load_rows(pqr, t, s_t, pqr_off, live, cmask)
+    q = _load_rows(pqr + s_g, t, s_t, pqr_off, live, cmask)
+    r = _load_rows(pqr + 2 * s_g, t, s_t, pqr_off, live, cmask)
+    return p, q, r, _load_pads(pad_mask, t, live, B, b, HAS_MASK)
+
+
+@triton.jit
+def _fwd_chunk(h, P, Q, R, PAD, n, t_first, step, T, BD, row, cmask, out, states,
+               HAS_MASK: tl.constexpr, TANH: tl.constexpr, STEPS: tl.constexpr):
+    """Run the forward's chunk n (STEPS steps; those past the end do nothing); returns the state."""
+    for k in tl.static_range(STEPS):
+        pos = n * STEPS + k
+        live = pos < T
+        o = (t_first + step * pos) * BD + row
+        i = tl.sigmoid(_row(P, k) + h)
+        f = tl.sigmoid(_row(Q, k) - h)
+        h_new = _activation(i * _row(R, k) + f * h, TANH)
+        smask = tl.where(live, cmask, False)  # (cmask & live is int under the interpreter)
+        if HAS_MASK:
+            pad = _flag(PAD, k)
+            h = tl.where(pad, h, tl.where(live, h_new, h))  # a padded step carries the state
+            tl.store(states + o, h.to(states.dtype.element_ty), mask=smask)
+            tl.store(out + o, tl.where(pad, 0.0, h).to(out.dtype.element_ty), mask=smask)
+        else:
+            h = tl.where(live, h_new, h)
+            tl.store(out + o, h.to(out.dtype.element_ty), mask=smask)
+    return h
 
 
 @triton.jit
 def _lrn_fwd_kernel(pqr, h0, pad_mask, out, states, h_last,
                     T, B, d, s_t, s_b, s_g, s_c,
                     HAS_H0: tl.constexpr, HAS_MASK: tl.constexpr, TANH: tl.constexpr,
-                    BLOCK: tl.constexpr):
-    b, step, t, ch, cmask, pqr_off = _program_coords(T, d, s_b, s_c, BLOCK)
-    D = tl.num_programs(1) * d
-    row = b * D + ch  # offset within a (B, D) slice
-    h = tl.zeros([BLOCK], dtype=tl.float32)
-    if HAS_H0:
-        h = tl.load(h0 + row, mask=cmask, other=0.0).to(tl.float32)
-
-    # Two steps of p, q, r in flight; time indices past the end are clamped (harmless reloads).
-    t1 = tl.minimum(tl.maximum(t + step, 0), T - 1)
-    p0, q0, r0 = _load_pqr(pqr + pqr_off + t * s_t, s_g, cmask)
-    p1, q1, r1 = _load_pqr(pqr + pqr_off + t1 * s_t, s_g, cmask)
-    pad = False
-    if HAS_MASK:
-        pad = tl.load(pad_mask + t * B + b) != 0
-    for _ in range(T):
-        t2 = tl.minimum(tl.maximum(t1 + step, 0), T - 1)
-        p2, q2, r2 = _load_pqr(pqr + pqr_off + t2 * s_t, s_g, cmask)
-        i = tl.sigmoid(p0 + h)
-        f = tl.sigmoid(q0 - h)
-        h_new = _activation(i * r0 + f * h, TANH)
-        o = t * B * D + row
-        if HAS_MASK:
-            pad_next = tl.load(pad_mask + t1 * B + b) != 0
-            h = tl.where(pad, h, h_new)  # a padded step carries the state
-            tl.store(states + o, h.to(states.dtype.element_ty), mask=cmask)
-            tl.store(out + o, tl.where(pad, 0.0, h).to(out.dtype.element_ty), mask=cmask)
-            pad = pad_next
-        else:
-            h = h_new
-            tl.store(out + o, h.to(out.dtype.element_ty), mask=cmask)
-        p0, q0, r0 = p1, q1, r1
-        p1, q1, r1 = p2, q2, r2
-        t = t1
-        t1 = t2
+                    BLOCK: tl.constexpr, VEC: tl.constexpr, STEPS: tl.constexpr,
+                    STAGES: tl.constexpr):
+    b, step, t_first, ch, cmask, pqr_off, D, BD, row, h = _program_coords(T, B, d, s_b, s_c, h0, HAS_H0,
+                                                                         BLOCK, VEC)
+    # Triton's software pipeliner copies chunk n+1 .. n+STAGES-1 into shared memory (cp.async)
+    # while chunk n is computed: the loads are in flight for (STAGES-1)*STEPS steps of math.
+    for n in tl.range(0, tl.cdiv(T, STEPS), num_stages=STAGES):
+        P, Q, R, PAD = _load_fwd_chunk(pqr, pad_mask, t_first, step, n, T, B, b, s_t, s_g, pqr_off,
+                                       cmask, HAS_MASK, STEPS)
+        h = _fwd_chunk(h, P, Q, R, PAD, n, t_first, step, T, BD, row, cmask, out, states,
+                       HAS_MASK, TANH, STEPS)
     tl.store(h_last + row, h.to(h_last.dtype.element_ty), mask=cmask)
 
 
 @triton.jit
-def _load_state_before(states, t, step, t_first, T, BD, row, cmask, h_init):
-    """The state before the forward's step at time t: states[t - step], or h_init at the first
-    step (where the clamped load is a harmless dummy)."""
-    t_prev = tl.minimum(tl.maximum(t - step, 0), T - 1)
-    h = tl.load(states + t_prev * BD + row, mask=cmask, other=0.0).to(tl.float32)
-    return tl.where(t == t_first, h_init, h)
+def _load_bwd_chunk(pqr, pad_mask, states, dout, t_last, step, t_first, n, T, B, b, BD, row,
+                    s_t, s_g, pqr_off, cmask, HAS_MASK: tl.constexpr, STEPS: tl.constexpr):
+    """The backward's chunk n (time walked from t_last against ``step``): p, q, r and the output
+    gradient at t, the forward state before t (zero where t is the first step), padding flags."""
+    t, live = _chunk_times(t_last, -step, n, T, STEPS)
+    p = _load_rows(pqr, t, s_t, pqr_off, live, cmask)
+    q = _load_rows(pqr + s_g, t, s_t, pqr_off, live, cmask)
+    r = _load_rows(pqr + 2 * s_g, t, s_t, pqr_off, live, cmask)
+    g = _load_rows(dout, t, BD, row, live, cmask)
+    h_prev = _load_rows(states, t - step, BD, row, live & (t != t_first), cmask)
+    return p, q, r, g, h_prev, _load_pads(pad_mask, t, live, B, b, HAS_MASK)
 
 
 @triton.jit
-def _lrn_bwd_kernel(pqr, h0, pad_mask, states, dout, dlast, dpqr, dh0,
-                    T, B, d, s_t, s_b, s_g, s_c,
-                    HAS_H0: tl.constexpr, HAS_MASK: tl.constexpr, TANH: tl.constexpr,
-                    BLOCK: tl.constexpr):
-    b, step, t_first, ch, cmask, pqr_off = _program_coords(T, d, s_b, s_c, BLOCK)
-    D = tl.num_programs(1) * d
-    row = b * D + ch
-    BD = B * D
-    h_init = tl.zeros([BLOCK], dtype=tl.float32)
-    if HAS_H0:
-        h_init = tl.load(h0 + row, mask=cmask, other=0.0).to(tl.float32)
-    dh = tl.load(dlast + row, mask=cmask, other=0.0).to(tl.float32)  # gradient of the carried state
-    grad_off = b.to(tl.int64) * 3 * D + ch  # dpqr is a contiguous (T, B, 3, D) tensor
-
-    # Walk the forward's steps last to first (time runs against `step`), one step in flight.
-    t = t_first + (T - 1) * step
-    p, q, r = _load_pqr(pqr + pqr_off + t * s_t, s_g, cmask)
-    g = tl.load(dout + t * BD + row, mask=cmask, other=0.0).to(tl.float32)
-    h_prev = _load_state_before(states, t, step, t_first, T, BD, row, cmask, h_init)
-    pad = False
-    if HAS_MASK:
-        pad = tl.load(pad_mask + t * B + b) != 0
-    for _ in range(T):
-        tn = tl.minimum(tl.maximum(t - step, 0), T - 1)
-        pn, qn, rn = _load_pqr(pqr + pqr_off + tn * s_t, s_g, cmask)
-        gn = tl.load(dout + tn * BD + row, mask=cmask, other=0.0).to(tl.float32)
-        hn = _load_state_before(states, tn, step, t_first, T, BD, row, cmask, h_init)
-
+def _bwd_chunk(dh, P, Q, R, G, H, PAD, h_init, n, t_last, step, t_first, T, D, BD, grad_off, cmask,
+               dpqr, HAS_MASK: tl.constexpr, TANH: tl.constexpr, STEPS: tl.constexpr):
+    """Back-propagate through the backward's chunk n; ``dh`` is the gradient of the state after
+    it and is returned for the state before it."""
+    for k in tl.static_range(STEPS):
+        pos = n * STEPS + k
+        live = pos < T
+        t = t_last - step * pos
+        h_prev = tl.where(t == t_first, h_init, _row(H, k))
+        p, q, r = _row(P, k), _row(Q, k), _row(R, k)
         i = tl.sigmoid(p + h_prev)
         f = tl.sigmoid(q - h_prev)
         di = i * (1.0 - i)
         df = f * (1.0 - f)
-        da = dh + g  # total gradient of h_t ...
+        da = dh + _row(G, k)  # total gradient of h_t ...
         if TANH:  # ... times g'(a_t)
             h = _activation(i * r + f * h_prev, TANH)
             da = da * (1.0 - h * h)
@@ -151,45 +188,92 @@ def _lrn_bwd_kernel(pqr, h0, pad_mask, states, dout, dlast, dpqr, dh0,
         dr = da * i
         dh_prev = da * (f + r * di - h_prev * df)
         if HAS_MASK:  # padded: zero gradient for p, q, r; the state gradient passes unchanged
-            pad_next = tl.load(pad_mask + tn * B + b) != 0
+            pad = _flag(PAD, k)
             dp = tl.where(pad, 0.0, dp)
             dq = tl.where(pad, 0.0, dq)
             dr = tl.where(pad, 0.0, dr)
             dh_prev = tl.where(pad, dh, dh_prev)
-            pad = pad_next
-        dh = dh_prev
+        dh = tl.where(live, dh_prev, dh)
         o = dpqr + t * 3 * BD + grad_off
-        tl.store(o, dp.to(dpqr.dtype.element_ty), mask=cmask)
-        tl.store(o + D, dq.to(dpqr.dtype.element_ty), mask=cmask)
-        tl.store(o + 2 * D, dr.to(dpqr.dtype.element_ty), mask=cmask)
-        p, q, r, g, h_prev = pn, qn, rn, gn, hn
-        t = tn
+        smask = tl.where(live, cmask, False)  # (cmask & live is int under the interpreter)
+        tl.store(o, dp.to(dpqr.dtype.element_ty), mask=smask)
+        tl.store(o + D, dq.to(dpqr.dtype.element_ty), mask=smask)
+        tl.store(o + 2 * D, dr.to(dpqr.dtype.element_ty), mask=smask)
+    return dh
+
+
+@triton.jit
+def _lrn_bwd_kernel(pqr, h0, pad_mask, states, dout, dlast, dpqr, dh0,
+                    T, B, d, s_t, s_b, s_g, s_c,
+                    HAS_H0: tl.constexpr, HAS_MASK: tl.constexpr, TANH: tl.constexpr,
+                    BLOCK: tl.constexpr, VEC: tl.constexpr, STEPS: tl.constexpr,
+                    STAGES: tl.constexpr):
+    b, step, t_first, ch, cmask, pqr_off, D, BD, row, h_init = _program_coords(T, B, d, s_b, s_c, h0,
+                                                                              HAS_H0, BLOCK, VEC)
+    dh = tl.load(dlast + row, mask=cmask, other=0.0).to(tl.float32)  # gradient of the carried state
+    grad_off = b.to(tl.int64) * 3 * D + ch  # dpqr is a contiguous (T, B, 3, D) tensor
+    t_last = t_first + (T - 1) * step
+    # The forward's steps last to first, pipelined as in the forward.
+    for n in tl.range(0, tl.cdiv(T, STEPS), num_stages=STAGES):
+        P, Q, R, G, H, PAD = _load_bwd_chunk(pqr, pad_mask, states, dout, t_last, step, t_first, n,
+                                             T, B, b, BD, row, s_t, s_g, pqr_off, cmask,
+                                             HAS_MASK, STEPS)
+        dh = _bwd_chunk(dh, P, Q, R, G, H, PAD, h_init, n, t_last, step, t_first, T, D, BD,
+                        grad_off, cmask, dpqr, HAS_MASK, TANH, STEPS)
     if HAS_H0:
         tl.store(dh0 + row, dh.to(dh0.dtype.element_ty), mask=cmask)
 
 
+FWD_TILES, BWD_TILES = 3, 5  # (STEPS, BLOCK) tiles one chunk loads: p, q, r (+ dout, state)
+MAX_CHUNKS_IN_FLIGHT = 4
+
+
 @functools.lru_cache(maxsize=None)
-def _sm_count(device: torch.device) -> int:
-    return torch.cuda.get_device_properties(device).multi_processor_count
+def _device_limits(device: torch.device) -> Tuple[int, int, bool]:
+    """(SM count, shared memory per SM in bytes, has cp.async) of a CUDA device."""
+    props = torch.cuda.get_device_properties(device)
+    smem = getattr(props, "shared_memory_per_multiprocessor", 0) or 100 * 1024
+    return props.multi_processor_count, smem, (props.major, props.minor) >= (8, 0)
 
 
-def launch_config(d: int, rows: int, device: torch.device) -> Tuple[int, int]:
-    """(BLOCK, num_warps) for ``rows = B * directions`` rows of ``d`` channels.
-
-    Each thread holds 4 channels per tensor; warps per program shrink (down to one) while
-    programs are fewer than four per SM or a block would exceed the channel count. The loop is
-    bound by per-step latency, not bytes, so more programs in flight beat wider vectors: on an
-    H200 at T=500, B=128, d=1024 bf16, (128, 1) ran fwd+bwd in 0.70 ms against 0.87 ms for
-    16-byte vectors (256, 1) (BENCHMARKS.md)."""
+def launch_config(d: int, rows: int, dtype: torch.dtype, device: torch.device,
+                  tiles: int = FWD_TILES) -> Tuple[int, int, int, int]:
+    """(BLOCK, num_warps, STEPS, STAGES) for ``rows = B * directions`` rows of ``d`` channels on
+    ``device``, for a kernel whose chunks load ``tiles`` tiles; see :func:`choose_config`."""
     if _INTERPRET:
-        return min(128, triton.next_power_of_2(d)), 4
-    vec = 4
-    sms = _sm_count(device)
+        return min(128, triton.next_power_of_2(d)), 4, 2, 1
+    return choose_config(d, rows, dtype.itemsize, tiles, *_device_limits(device))
+
+
+def choose_config(d: int, rows: int, itemsize: int, tiles: int, sms: int, smem_per_sm: int,
+                  has_async_copy: bool) -> Tuple[int, int, int, int]:
+    """The launch heuristic, for a GPU with ``sms`` SMs of ``smem_per_sm`` bytes of shared memory.
+
+    Each thread holds 4 channels; warps per program shrink (down to one) while programs are
+    fewer than four per SM or a block would exceed the channel count. Time is walked in chunks
+    of STEPS=4 steps, and STAGES-1 chunks are kept in flight in shared memory: as many as fit
+    in three quarters of an SM's shared memory shared among the programs resident on it (up to
+    four chunks, 16 steps), so that all programs fit in one wave; one chunk on GPUs without
+    cp.async (STAGES=1: each chunk is loaded, then used)."""
+    vec, steps = 4, 4
     num_warps = 4
     while num_warps > 1 and (32 * vec * num_warps > triton.next_power_of_2(d)
                              or rows * triton.cdiv(d, 32 * vec * num_warps) < 4 * sms):
         num_warps //= 2
-    return 32 * vec * num_warps, num_warps
+    block = 32 * vec * num_warps
+    if not has_async_copy:
+        return block, num_warps, steps, 1
+    programs_per_sm = triton.cdiv(rows * triton.cdiv(d, block), sms)
+    chunk_bytes = tiles * steps * block * itemsize
+    in_flight = (3 * smem_per_sm // 4) // (programs_per_sm * chunk_bytes)
+    return block, num_warps, steps, 1 + max(1, min(MAX_CHUNKS_IN_FLIGHT, in_flight))
+
+
+def _kernel_flags(config: Tuple[int, int, int, int], **flags) -> dict:
+    """Launch keywords for a (BLOCK, num_warps, STEPS, STAGES) config."""
+    block, num_warps, steps, stages = config
+    return dict(flags, BLOCK=block, VEC=max(1, block // (32 * num_warps)), STEPS=steps,
+                STAGES=stages, num_warps=num_warps)
 
 
 class LRNRecurrenceFused(torch.autograd.Function):
@@ -197,22 +281,25 @@ class LRNRecurrenceFused(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pqr: Tensor, h0: Optional[Tensor], mask: Optional[Tensor], activation: str,
-                bidirectional: bool, config: Optional[Tuple[int, int]]) -> Tuple[Tensor, Tensor]:
+                bidirectional: bool, config: Optional[Tuple[int, int, int, int]]
+                ) -> Tuple[Tensor, Tensor]:
         T, B, _, D = pqr.shape
         ndir = 2 if bidirectional else 1
         d = D // ndir
-        block, num_warps = config or launch_config(d, B * ndir, pqr.device)
+        fwd_config = config or launch_config(d, B * ndir, pqr.dtype, pqr.device, FWD_TILES)
         h0 = None if h0 is None else h0.contiguous()
-        pad = None if mask is None else mask.contiguous().view(torch.uint8)
+        pad = None if mask is None else mask.contiguous().to(torch.int32)  # 4-byte flags: cp.async-able
         out = _empty((T, B, D), dtype=pqr.dtype, device=pqr.device)
         states = out if pad is None else _empty((T, B, D), dtype=pqr.dtype, device=pqr.device)
         h_last = _empty((B, D), dtype=pqr.dtype, device=pqr.device)
-        flags = dict(HAS_H0=h0 is not None, HAS_MASK=pad is not None, TANH=activation == "tanh",
-                     BLOCK=block, num_warps=num_warps)
-        grid = (B, ndir, triton.cdiv(d, block))
-        _lrn_fwd_kernel[grid](pqr, h0, pad, out, states, h_last, T, B, d, *pqr.stride(), **flags)
+        flags = dict(HAS_H0=h0 is not None, HAS_MASK=pad is not None, TANH=activation == "tanh")
+        grid = (B, ndir, triton.cdiv(d, fwd_config[0]))
+        _lrn_fwd_kernel[grid](pqr, h0, pad, out, states, h_last, T, B, d, *pqr.stride(),
+                              **_kernel_flags(fwd_config, **flags))
         ctx.save_for_backward(pqr, h0, pad, states)
-        ctx.grid, ctx.flags, ctx.d = grid, flags, d
+        ctx.grid, ctx.d = grid, d
+        ctx.flags = _kernel_flags(config or launch_config(d, B * ndir, pqr.dtype, pqr.device,
+                                                          BWD_TILES), **flags)
         return out, h_last
 
     @staticmethod
@@ -228,12 +315,14 @@ class LRNRecurrenceFused(torch.autograd.Function):
 
 def lrn_recurrence_fused(pqr: Tensor, h0: Optional[Tensor] = None, mask: Optional[Tensor] = None,
                          activation: str = "identity", bidirectional: bool = False, *,
-                         config: Optional[Tuple[int, int]] = None) -> Tuple[Tensor, Tensor]:
+                         config: Optional[Tuple[int, int, int, int]] = None
+                         ) -> Tuple[Tensor, Tensor]:
     """LRN recurrence with fused Triton kernels.
 
     pqr ``(T, B, 3, D)`` fp32/fp16/bf16 (any strides), h0 ``(B, D)`` or None, mask ``(T, B)`` bool
     (True = padding) or None. Returns ``out (T, B, D)`` and ``h_last (B, D)`` in pqr's dtype
-    (math in fp32). ``config = (BLOCK, num_warps)`` overrides the launch heuristic (for tuning).
+    (math in fp32). ``config = (BLOCK, num_warps, STEPS, STAGES)`` overrides the launch heuristic
+    of both kernels (for tuning); BLOCK and STEPS are powers of two.
     """
     check_recurrence_args(pqr, h0, mask, activation, bidirectional)
     if pqr.dtype not in (torch.float32, torch.float16, torch.bfloat16):

@@ -81,7 +81,15 @@ def test_matches_reference(T, B, D, activation, bidirectional, padding):
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_several_channel_blocks_with_ragged_tail(bidirectional):
     # BLOCK=16 over d=37: three blocks per direction, the last one partly masked.
-    check(5, 2, 74 if bidirectional else 37, "tanh", bidirectional, "random", config=(16, 1))
+    check(5, 2, 74 if bidirectional else 37, "tanh", bidirectional, "random", config=(16, 1, 2, 1))
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+@pytest.mark.parametrize("T", [3, 4, 9])
+def test_chunk_boundaries(steps, T):
+    # Time is walked in two alternating chunks of STEPS steps: T shorter than a chunk, exactly
+    # one chunk, and an odd number of chunks with a partial last one (T=9 over STEPS=4).
+    check(T, 2, 6, "tanh", True, "random", config=(4, 1, steps, 3))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

@@ -8,7 +8,8 @@ scripts/launch_distributed.py (torchrun, torch DDP c10d with find_unused_paramet
 NCCL refuses two ranks on one GPU) compared with it, then resumed (broadcast of the checkpoint);
 the reference run again (determinism); --fp16 with a huge initial loss scale (overflows must be
 skipped by fairseq's loss scaler, then training goes on); --fp16 from weights holding inf (the
-scaler must end the run with "Minimum loss scale reached"). Prints a JSON summary; logs go to $OUT.
+scaler must end the run with "Minimum loss scale reached"); --bf16 and --amp runs (finite losses
+at every update). Prints a JSON summary; logs go to $OUT.
 """
 
 import json
@@ -157,6 +158,21 @@ if not CPU:
         return {"overflow_steps_skipped": skipped, "losses": loss_table(text),
                 "final_loss_scale": re.findall(r"loss_scale=([\d.]+)", text)[-1:],
                 "weights_finite": all(bool(torch.isfinite(w.float()).all()) for w in weights.values())}
+
+    @check("bf16_and_amp_train_with_the_fused_kernel")
+    def _():
+        import math
+
+        runs = {}
+        for flag in ("--bf16", "--amp"):
+            name = flag.lstrip("-")
+            code = launch(args(os.path.join(WORK, name), flag, max_update=6), logfile(name))
+            text = open(logfile(name)).read()
+            assert code == 0, text[-2000:]
+            table = loss_table(text)
+            assert sorted(table) == [1, 2, 3, 4, 5, 6] and all(math.isfinite(v) for v in table.values()), table
+            runs[name] = {"losses": table}
+        return runs
 
     @check("fp16_inf_weights_end_with_min_loss_scale")
     def _():
