@@ -139,17 +139,19 @@ def kernel_args(direction: str, T: int, B: int, d: int, dtype: torch.dtype, mask
 
 def report(direction: str, T: int, B: int, d: int, dtype_name: str, mask: bool,
            config: Optional[Tuple[int, int, int, int]] = None, tanh: bool = False,
-           limits=H100_LIMITS) -> Tuple[Tuple[int, int, int, int], LoopReport]:
+           bidirectional: bool = False, limits=H100_LIMITS) -> Tuple[Tuple[int, int, int, int], LoopReport]:
     """(config, LoopReport) of one kernel at one shape; config defaults to the launch heuristic
     for a GPU with ``limits`` (SMs, shared memory per SM, cp.async)."""
     from fairseq_lrn.ops import triton_lrn
 
     dtype = DTYPES[dtype_name]
     tiles = triton_lrn.FWD_TILES if direction == "fwd" else triton_lrn.BWD_TILES
-    config = config or triton_lrn.choose_config(d, B, dtype.itemsize, tiles, *limits)
+    rows = B * (2 if bidirectional else 1)
+    config = config or triton_lrn.choose_config(d, rows, dtype.itemsize, tiles, *limits)
     kernel = triton_lrn._lrn_fwd_kernel if direction == "fwd" else triton_lrn._lrn_bwd_kernel
-    flags = triton_lrn._kernel_flags(config, HAS_H0=True, HAS_MASK=mask, TANH=tanh)
-    return config, inspect(compile_kernel(kernel, kernel_args(direction, T, B, d, dtype, mask), **flags))
+    args = kernel_args(direction, T, B, d, dtype, mask, bidirectional)
+    flags = triton_lrn._kernel_flags(config, args[0], d, HAS_H0=True, HAS_MASK=mask, TANH=tanh)
+    return config, inspect(compile_kernel(kernel, args, **flags))
 
 
 def main():
@@ -158,6 +160,7 @@ def main():
     parser.add_argument("--B", type=int, default=128)
     parser.add_argument("--d", type=int, default=1024)
     parser.add_argument("--dtype", nargs="+", choices=sorted(DTYPES), default=["fp32", "bf16"])
+    parser.add_argument("--bidirectional", action="store_true", help="2 directions of d channels")
     parser.add_argument("--mask", choices=["without", "with", "both"], default="without",
                         help="the kernels without a padding mask, with one, or both variants")
     parser.add_argument("--config", type=int, nargs=4, metavar=("BLOCK", "WARPS", "STEPS", "STAGES"),
@@ -165,7 +168,7 @@ def main():
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
     masks = {"without": [False], "with": [True], "both": [False, True]}[args.mask]
-    print(f"sm_90, T={args.T} B={args.B} d={args.d}\n")
+    print(f"sm_90, T={args.T} B={args.B} d={args.d}{' x 2 directions' if args.bidirectional else ''}\n")
     print("| kernel | dtype | mask | config | regs | spill B | smem B | sync loads | async copies "
           "| waits | shuffles |\n" + "|---" * 11 + "|")
     rows = []
@@ -173,7 +176,8 @@ def main():
         for mask in masks:
             for direction in ("fwd", "bwd"):
                 config, r = report(direction, args.T, args.B, args.d, dtype_name, mask,
-                                   tuple(args.config) if args.config else None)
+                                   tuple(args.config) if args.config else None,
+                                   bidirectional=args.bidirectional)
                 rows.append({"kernel": direction, "dtype": dtype_name, "mask": mask,
                              "config": config, **asdict(r)})
                 print(f"| {direction} | {dtype_name} | {'yes' if mask else 'no'} "

@@ -16,6 +16,7 @@ under ``TRITON_INTERPRET=1`` (slow; for tests).
 """
 
 import functools
+import math
 import os
 from typing import Optional, Tuple
 
@@ -41,17 +42,18 @@ def _activation(a, TANH: tl.constexpr):
 
 @triton.jit
 def _program_coords(T, B, d, s_b, s_c, h0, HAS_H0: tl.constexpr, BLOCK: tl.constexpr,
-                    VEC: tl.constexpr):
+                    VEC: tl.constexpr, ALIGN: tl.constexpr):
     """This program's batch row b, time step of its direction (+1 / -1), the direction's first
     time step, its channels in [0, D), their mask (channel < d), pqr offsets of (b, channels),
     D, B * D, offsets of (b, channels) in a (B, D) slice, and the initial state (fp32).
     Channels are declared contiguous in runs of VEC only, so that each thread holds VEC channels
-    of every time step of a chunk (wider vectors would split a chunk's steps across threads)."""
+    of every time step of a chunk (wider vectors would split a chunk's steps across threads);
+    the channel mask is constant over runs of ALIGN (a divisor of d, checked on the host)."""
     b = tl.program_id(0)
     rev = tl.program_id(1)
     c = tl.max_contiguous(tl.program_id(2) * BLOCK + tl.arange(0, BLOCK), VEC)
     ch = rev * d + c
-    cmask = c < d
+    cmask = tl.max_constancy(c < d, ALIGN)
     D = tl.num_programs(1) * d
     row = b * D + ch
     h_init = tl.zeros([BLOCK], dtype=tl.float32)
@@ -70,10 +72,13 @@ def _chunk_times(t_start, walk, n, T, STEPS: tl.constexpr):
 
 
 @triton.jit
-def _load_rows(ptr, t, s_t, col_off, live, cmask):
-    """``(STEPS, BLOCK)`` tile ``ptr[t * s_t + col_off]`` in the stored dtype, zero off the masks."""
-    return tl.load(ptr + t[:, None] * s_t + col_off[None, :], mask=live[:, None] & cmask[None, :],
-                   other=0.0)
+def _load_rows(ptr, t, s_t, col_off, live, cmask, ALIGN: tl.constexpr):
+    """``(STEPS, BLOCK)`` tile ``ptr[t * s_t + col_off]`` in the stored dtype, zero off the masks.
+    ALIGN (checked on the host) divides the offset at the start of each run of contiguous
+    channels: 2-byte types need it for vector and cp.async access, and Triton itself only knows
+    divisibility by 16 of the integer arguments."""
+    offsets = tl.multiple_of(t[:, None] * s_t + col_off[None, :], [1, ALIGN])
+    return tl.load(ptr + offsets, mask=live[:, None] & cmask[None, :], other=0.0)
 
 
 @triton.jit
@@ -100,23 +105,23 @@ def _flag(flags, k: tl.constexpr):
 
 @triton.jit
 def _load_fwd_chunk(pqr, pad_mask, t_first, step, n, T, B, b, s_t, s_g, pqr_off, cmask,
-                    HAS_MASK: tl.constexpr, STEPS: tl.constexpr):
+                    HAS_MASK: tl.constexpr, STEPS: tl.constexpr, ALIGN: tl.constexpr):
     """p, q, r tiles (stored dtype) and padding flags of the forward's chunk n."""
     t, live = _chunk_times(t_first, step, n, T, STEPS)
-    p = _load_rows(pqr, t, s_t, pqr_off, live, cmask)
-    q = _load_rows(pqr + s_g, t, s_t, pqr_off, live, cmask)
-    r = _load_rows(pqr + 2 * s_g, t, s_t, pqr_off, live, cmask)
+    p = _load_rows(pqr, t, s_t, pqr_off, live, cmask, ALIGN)
+    q = _load_rows(pqr, t, s_t, pqr_off + s_g, live, cmask, ALIGN)
+    r = _load_rows(pqr, t, s_t, pqr_off + 2 * s_g, live, cmask, ALIGN)
     return p, q, r, _load_pads(pad_mask, t, live, B, b, HAS_MASK)
 
 
 @triton.jit
 def _fwd_chunk(h, P, Q, R, PAD, n, t_first, step, T, BD, row, cmask, out, states,
-               HAS_MASK: tl.constexpr, TANH: tl.constexpr, STEPS: tl.constexpr):
+               HAS_MASK: tl.constexpr, TANH: tl.constexpr, STEPS: tl.constexpr, ALIGN: tl.constexpr):
     """Run the forward's chunk n (STEPS steps; those past the end do nothing); returns the state."""
     for k in tl.static_range(STEPS):
         pos = n * STEPS + k
         live = pos < T
-        o = (t_first + step * pos) * BD + row
+        o = tl.multiple_of((t_first + step * pos) * BD + row, ALIGN)
         i = tl.sigmoid(_row(P, k) + h)
         f = tl.sigmoid(_row(Q, k) - h)
         h_new = _activation(i * _row(R, k) + f * h, TANH)
@@ -136,37 +141,39 @@ def _fwd_chunk(h, P, Q, R, PAD, n, t_first, step, T, BD, row, cmask, out, states
 def _lrn_fwd_kernel(pqr, h0, pad_mask, out, states, h_last,
                     T, B, d, s_t, s_b, s_g, s_c,
                     HAS_H0: tl.constexpr, HAS_MASK: tl.constexpr, TANH: tl.constexpr,
-                    BLOCK: tl.constexpr, VEC: tl.constexpr, STEPS: tl.constexpr,
-                    STAGES: tl.constexpr):
+                    BLOCK: tl.constexpr, VEC: tl.constexpr, ALIGN: tl.constexpr,
+                    STEPS: tl.constexpr, STAGES: tl.constexpr):
     b, step, t_first, ch, cmask, pqr_off, D, BD, row, h = _program_coords(T, B, d, s_b, s_c, h0, HAS_H0,
-                                                                         BLOCK, VEC)
+                                                                         BLOCK, VEC, ALIGN)
     # Triton's software pipeliner copies chunk n+1 .. n+STAGES-1 into shared memory (cp.async)
     # while chunk n is computed: the loads are in flight for (STAGES-1)*STEPS steps of math.
     for n in tl.range(0, tl.cdiv(T, STEPS), num_stages=STAGES):
         P, Q, R, PAD = _load_fwd_chunk(pqr, pad_mask, t_first, step, n, T, B, b, s_t, s_g, pqr_off,
-                                       cmask, HAS_MASK, STEPS)
+                                       cmask, HAS_MASK, STEPS, ALIGN)
         h = _fwd_chunk(h, P, Q, R, PAD, n, t_first, step, T, BD, row, cmask, out, states,
-                       HAS_MASK, TANH, STEPS)
+                       HAS_MASK, TANH, STEPS, ALIGN)
     tl.store(h_last + row, h.to(h_last.dtype.element_ty), mask=cmask)
 
 
 @triton.jit
 def _load_bwd_chunk(pqr, pad_mask, states, dout, t_last, step, t_first, n, T, B, b, BD, row,
-                    s_t, s_g, pqr_off, cmask, HAS_MASK: tl.constexpr, STEPS: tl.constexpr):
+                    s_t, s_g, pqr_off, cmask, HAS_MASK: tl.constexpr, STEPS: tl.constexpr,
+                    ALIGN: tl.constexpr):
     """The backward's chunk n (time walked from t_last against ``step``): p, q, r and the output
     gradient at t, the forward state before t (zero where t is the first step), padding flags."""
     t, live = _chunk_times(t_last, -step, n, T, STEPS)
-    p = _load_rows(pqr, t, s_t, pqr_off, live, cmask)
-    q = _load_rows(pqr + s_g, t, s_t, pqr_off, live, cmask)
-    r = _load_rows(pqr + 2 * s_g, t, s_t, pqr_off, live, cmask)
-    g = _load_rows(dout, t, BD, row, live, cmask)
-    h_prev = _load_rows(states, t - step, BD, row, live & (t != t_first), cmask)
+    p = _load_rows(pqr, t, s_t, pqr_off, live, cmask, ALIGN)
+    q = _load_rows(pqr, t, s_t, pqr_off + s_g, live, cmask, ALIGN)
+    r = _load_rows(pqr, t, s_t, pqr_off + 2 * s_g, live, cmask, ALIGN)
+    g = _load_rows(dout, t, BD, row, live, cmask, ALIGN)
+    h_prev = _load_rows(states, t - step, BD, row, live & (t != t_first), cmask, ALIGN)
     return p, q, r, g, h_prev, _load_pads(pad_mask, t, live, B, b, HAS_MASK)
 
 
 @triton.jit
 def _bwd_chunk(dh, P, Q, R, G, H, PAD, h_init, n, t_last, step, t_first, T, D, BD, grad_off, cmask,
-               dpqr, HAS_MASK: tl.constexpr, TANH: tl.constexpr, STEPS: tl.constexpr):
+               dpqr, HAS_MASK: tl.constexpr, TANH: tl.constexpr, STEPS: tl.constexpr,
+               ALIGN: tl.constexpr):
     """Back-propagate through the backward's chunk n; ``dh`` is the gradient of the state after
     it and is returned for the state before it."""
     for k in tl.static_range(STEPS):
@@ -194,11 +201,11 @@ def _bwd_chunk(dh, P, Q, R, G, H, PAD, h_init, n, t_last, step, t_first, T, D, B
             dr = tl.where(pad, 0.0, dr)
             dh_prev = tl.where(pad, dh, dh_prev)
         dh = tl.where(live, dh_prev, dh)
-        o = dpqr + t * 3 * BD + grad_off
+        o = t * 3 * BD + grad_off
         smask = tl.where(live, cmask, False)  # (cmask & live is int under the interpreter)
-        tl.store(o, dp.to(dpqr.dtype.element_ty), mask=smask)
-        tl.store(o + D, dq.to(dpqr.dtype.element_ty), mask=smask)
-        tl.store(o + 2 * D, dr.to(dpqr.dtype.element_ty), mask=smask)
+        tl.store(dpqr + tl.multiple_of(o, ALIGN), dp.to(dpqr.dtype.element_ty), mask=smask)
+        tl.store(dpqr + tl.multiple_of(o + D, ALIGN), dq.to(dpqr.dtype.element_ty), mask=smask)
+        tl.store(dpqr + tl.multiple_of(o + 2 * D, ALIGN), dr.to(dpqr.dtype.element_ty), mask=smask)
     return dh
 
 
@@ -206,10 +213,10 @@ def _bwd_chunk(dh, P, Q, R, G, H, PAD, h_init, n, t_last, step, t_first, T, D, B
 def _lrn_bwd_kernel(pqr, h0, pad_mask, states, dout, dlast, dpqr, dh0,
                     T, B, d, s_t, s_b, s_g, s_c,
                     HAS_H0: tl.constexpr, HAS_MASK: tl.constexpr, TANH: tl.constexpr,
-                    BLOCK: tl.constexpr, VEC: tl.constexpr, STEPS: tl.constexpr,
-                    STAGES: tl.constexpr):
+                    BLOCK: tl.constexpr, VEC: tl.constexpr, ALIGN: tl.constexpr,
+                    STEPS: tl.constexpr, STAGES: tl.constexpr):
     b, step, t_first, ch, cmask, pqr_off, D, BD, row, h_init = _program_coords(T, B, d, s_b, s_c, h0,
-                                                                              HAS_H0, BLOCK, VEC)
+                                                                              HAS_H0, BLOCK, VEC, ALIGN)
     dh = tl.load(dlast + row, mask=cmask, other=0.0).to(tl.float32)  # gradient of the carried state
     grad_off = b.to(tl.int64) * 3 * D + ch  # dpqr is a contiguous (T, B, 3, D) tensor
     t_last = t_first + (T - 1) * step
@@ -217,9 +224,9 @@ def _lrn_bwd_kernel(pqr, h0, pad_mask, states, dout, dlast, dpqr, dh0,
     for n in tl.range(0, tl.cdiv(T, STEPS), num_stages=STAGES):
         P, Q, R, G, H, PAD = _load_bwd_chunk(pqr, pad_mask, states, dout, t_last, step, t_first, n,
                                              T, B, b, BD, row, s_t, s_g, pqr_off, cmask,
-                                             HAS_MASK, STEPS)
+                                             HAS_MASK, STEPS, ALIGN)
         dh = _bwd_chunk(dh, P, Q, R, G, H, PAD, h_init, n, t_last, step, t_first, T, D, BD,
-                        grad_off, cmask, dpqr, HAS_MASK, TANH, STEPS)
+                        grad_off, cmask, dpqr, HAS_MASK, TANH, STEPS, ALIGN)
     if HAS_H0:
         tl.store(dh0 + row, dh.to(dh0.dtype.element_ty), mask=cmask)
 
@@ -269,11 +276,16 @@ def choose_config(d: int, rows: int, itemsize: int, tiles: int, sms: int, smem_p
     return block, num_warps, steps, 1 + max(1, min(MAX_CHUNKS_IN_FLIGHT, in_flight))
 
 
-def _kernel_flags(config: Tuple[int, int, int, int], **flags) -> dict:
-    """Launch keywords for a (BLOCK, num_warps, STEPS, STAGES) config."""
+def _kernel_flags(config: Tuple[int, int, int, int], pqr: Tensor, d: int, **flags) -> dict:
+    """Launch keywords for a (BLOCK, num_warps, STEPS, STAGES) config over ``pqr`` with ``d``
+    channels per direction. ALIGN: the largest power of two up to VEC (channels per thread)
+    dividing d and pqr's strides, when its channels are contiguous (else 1)."""
     block, num_warps, steps, stages = config
-    return dict(flags, BLOCK=block, VEC=max(1, block // (32 * num_warps)), STEPS=steps,
-                STAGES=stages, num_warps=num_warps)
+    vec = max(1, block // (32 * num_warps))
+    s_t, s_b, s_g, s_c = pqr.stride()
+    align = math.gcd(vec, d, s_t, s_b, s_g) if s_c == 1 else 1
+    return dict(flags, BLOCK=block, VEC=vec, ALIGN=align, STEPS=steps, STAGES=stages,
+                num_warps=num_warps)
 
 
 class LRNRecurrenceFused(torch.autograd.Function):
@@ -295,11 +307,11 @@ class LRNRecurrenceFused(torch.autograd.Function):
         flags = dict(HAS_H0=h0 is not None, HAS_MASK=pad is not None, TANH=activation == "tanh")
         grid = (B, ndir, triton.cdiv(d, fwd_config[0]))
         _lrn_fwd_kernel[grid](pqr, h0, pad, out, states, h_last, T, B, d, *pqr.stride(),
-                              **_kernel_flags(fwd_config, **flags))
+                              **_kernel_flags(fwd_config, pqr, d, **flags))
         ctx.save_for_backward(pqr, h0, pad, states)
         ctx.grid, ctx.d = grid, d
-        ctx.flags = _kernel_flags(config or launch_config(d, B * ndir, pqr.dtype, pqr.device,
-                                                          BWD_TILES), **flags)
+        bwd_config = config or launch_config(d, B * ndir, pqr.dtype, pqr.device, BWD_TILES)
+        ctx.flags = _kernel_flags(bwd_config, pqr, d, **flags)
         return out, h_last
 
     @staticmethod

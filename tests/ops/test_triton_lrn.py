@@ -92,6 +92,13 @@ def test_chunk_boundaries(steps, T):
     check(T, 2, 6, "tanh", True, "random", config=(4, 1, steps, 3))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_channels_aligned_to_two(dtype):
+    # 2 channels per thread (BLOCK=64, one warp) over d=6: offsets are declared multiples of 2
+    # only (ALIGN=2); channels 6..63 of the block are masked; 2 directions.
+    check(7, 3, 12, "identity", True, "right", dtype=dtype, config=(64, 1, 2, 3))
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("activation", ["identity", "tanh"])
 def test_half_precision(dtype, activation):
