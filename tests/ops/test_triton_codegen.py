@@ -4,7 +4,8 @@ The loop is bound by load latency: a plain load inside it is waited on within a 
 and the whole kernel then runs at one memory latency per step (what the first version did).
 These tests compile both kernels at the benchmark's target shape and at an odd one with the launch
 heuristic's configs, with Triton's bundled ptxas (no GPU needed), and check that every load in the
-loop is a pipelined cp.async whose waits leave later chunks in flight, without spills or shuffles.
+loop is a pipelined cp.async whose waits leave later chunks in flight, without spills, and that each
+thread holds whole columns of a chunk (no shuffling of its steps between threads).
 """
 
 import importlib.util
@@ -62,7 +63,11 @@ def test_every_load_in_the_time_loop_is_pipelined(loops):
         assert row["waits"] and min(row["waits"]) > 0, f"{name(row)}: waits {row['waits']}"
 
 
-def test_no_spills_and_no_shuffles(loops):
+def test_no_spills_and_each_thread_holds_whole_columns(loops):
     for row in loops:
         assert row["spill_bytes"] == 0, name(row)
-        assert row["shuffles"] == 0, name(row)
+        # A chunk whose steps are split across threads costs about 50 shuffles per step (bf16 at
+        # BLOCK=128 without the contiguity declaration: 384 per 8-step chunk); Triton 3.6 spends
+        # 8 per 4-step chunk on broadcasting the padding flags, Triton 3.9 none.
+        steps = row["config"][2]
+        assert row["shuffles"] <= 2 * steps, f"{name(row)}: {row['shuffles']} shuffles"
