@@ -135,3 +135,16 @@ def test_dispatcher_runs_fused():
     ref_out, ref_last = lrn_recurrence_reference(pqr, None, mask, "identity", True)
     torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(last, ref_last, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("B, d, itemsize", [(128, 1024, 4), (128, 1024, 2), (32, 512, 4), (512, 2048, 2)])
+def test_launch_heuristic_fits_shared_memory(B, d, itemsize):
+    sms, smem = 132, 228 * 1024  # an H100 / H200
+    for tiles in (triton_lrn.FWD_TILES, triton_lrn.BWD_TILES):
+        block, num_warps, steps, stages = triton_lrn.choose_config(d, B, itemsize, tiles, sms, smem, True)
+        assert block == 4 * 32 * num_warps and 2 <= stages <= 1 + triton_lrn.MAX_CHUNKS_IN_FLIGHT
+        per_sm = -(-B * -(-d // block) // sms)
+        in_flight_bytes = per_sm * (stages - 1) * tiles * steps * block * itemsize
+        assert stages == 2 or in_flight_bytes <= 3 * smem // 4, (tiles, stages, in_flight_bytes)
+    # without cp.async (before sm_80) chunks are loaded, then used
+    assert triton_lrn.choose_config(d, B, itemsize, 3, sms, smem, False)[3] == 1
