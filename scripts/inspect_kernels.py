@@ -23,6 +23,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from typing import List, Optional, Tuple
 
@@ -46,7 +47,7 @@ def nvidia_tools() -> str:
 
 
 class UnsupportedTriton(RuntimeError):
-    """This Triton's internals differ from those the offline compile relies on (Triton 3.9)."""
+    """This Triton's internals differ from those the offline compile relies on (Triton 3.6-3.9)."""
 
 
 def compile_kernel(kernel, args: tuple, arch: int = 90, **flags):
@@ -83,12 +84,14 @@ class LoopReport:
 
 def inspect(compiled) -> LoopReport:
     """LoopReport of a compiled kernel's time loop (the span of its backward branch)."""
-    tools = nvidia_tools()
-    with open_temp(compiled.asm["cubin"]) as cubin:
-        sass = subprocess.run([os.path.join(tools, "cuobjdump"), "-sass", cubin],
-                              capture_output=True, text=True, check=True).stdout
-        usage = subprocess.run([os.path.join(tools, "cuobjdump"), "-res-usage", cubin],
-                               capture_output=True, text=True, check=True).stdout
+    cuobjdump = os.path.join(nvidia_tools(), "cuobjdump")
+    with tempfile.TemporaryDirectory() as tmp:
+        cubin = os.path.join(tmp, "kernel.cubin")
+        with open(cubin, "wb") as f:
+            f.write(compiled.asm["cubin"])
+        sass = subprocess.run([cuobjdump, "-sass", cubin], capture_output=True, text=True, check=True).stdout
+        usage = subprocess.run([cuobjdump, "-res-usage", cubin], capture_output=True, text=True,
+                               check=True).stdout
     code = [(int(a, 16), op) for a, op in re.findall(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);", sass)]
     branches = [(addr, int(target, 16)) for addr, op in code
                 for target in re.findall(r"\bBRA (?:\S+ )?0x([0-9a-f]+)", op) if int(target, 16) < addr]
@@ -103,22 +106,6 @@ def inspect(compiled) -> LoopReport:
         async_copies=sum("LDGSTS" in op for op in loop),
         waits=[int(n, 16) for op in loop for n in re.findall(r"DEPBAR\.LE SB0, (0x[0-9a-f]+)", op)],
         shuffles=sum("SHFL" in op for op in loop))
-
-
-class open_temp:
-    """A temporary file holding ``data``, removed on exit; yields its path."""
-
-    def __init__(self, data: bytes):
-        import tempfile
-        fd, self.path = tempfile.mkstemp(suffix=".cubin")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-
-    def __enter__(self):
-        return self.path
-
-    def __exit__(self, *exc):
-        os.remove(self.path)
 
 
 def kernel_args(direction: str, T: int, B: int, d: int, dtype: torch.dtype, mask: bool,
@@ -193,4 +180,4 @@ if __name__ == "__main__":
     try:
         main()
     except UnsupportedTriton as error:
-        sys.exit(f"cannot compile offline with this Triton ({error}); tried with Triton 3.9")
+        sys.exit(f"cannot compile offline with this Triton ({error}); works with Triton 3.6 and 3.9")
