@@ -87,8 +87,9 @@ def test_several_channel_blocks_with_ragged_tail(bidirectional):
 @pytest.mark.parametrize("steps", [1, 4])
 @pytest.mark.parametrize("T", [3, 4, 9])
 def test_chunk_boundaries(steps, T):
-    # Time is walked in two alternating chunks of STEPS steps: T shorter than a chunk, exactly
-    # one chunk, and an odd number of chunks with a partial last one (T=9 over STEPS=4).
+    # Time is walked in chunks of STEPS steps, loaded STAGES-1 = 2 chunks ahead when compiled:
+    # T shorter than a chunk, exactly one chunk, and three chunks, the last one partial (T=9 over
+    # STEPS=4): fewer chunks than the pipeline holds, and prefetches past the end.
     check(T, 2, 6, "tanh", True, "random", config=(4, 1, steps, 3))
 
 
