@@ -21,6 +21,7 @@ import functools
 import pickle
 import re
 import zipfile
+from typing import Optional
 
 
 class CheckpointError(RuntimeError):
@@ -58,12 +59,18 @@ def broadcast_globals() -> list:
             distributed_utils._TensorPlaceholder]
 
 
+def _refused_global(error: pickle.UnpicklingError) -> Optional[str]:
+    """The global (``module.name``) torch's weights-only unpickler refused, if that was the error."""
+    found = re.search(r"unsupported(?: global:)? GLOBAL ([\w.]+)", str(error), re.IGNORECASE)
+    return found.group(1) if found else None
+
+
 def _refusal_message(path: str, error: pickle.UnpicklingError) -> str:
     """Say which global the unpickler refused, or why else the pickle was rejected."""
     text = str(error)
-    found = re.search(r"unsupported(?: global:)? GLOBAL ([\w.]+)", text, re.IGNORECASE)
-    if found:
-        return (f"refused to load checkpoint {path!r}: it references {found.group(1)}, which is not "
+    refused = _refused_global(error)
+    if refused:
+        return (f"refused to load checkpoint {path!r}: it references {refused}, which is not "
                 f"one of the types a fairseq checkpoint contains. Unpickling such a reference can "
                 f"run arbitrary code, so the load was stopped before anything in the file ran. "
                 f"Only if you made the file yourself: load it with torch.load(path, "
@@ -171,8 +178,7 @@ def safe_broadcast_receiver(broadcast_object_slow):
             with torch.serialization.safe_globals(broadcast_globals()):
                 return broadcast_object_slow(obj, src_rank, group, dist_device)
         except pickle.UnpicklingError as error:
-            found = re.search(r"GLOBAL ([\w.]+)", str(error))
-            what = found.group(1) if found else str(error).splitlines()[0]
+            what = _refused_global(error) or str(error).splitlines()[0]
             raise CheckpointError(
                 f"could not receive the object rank {src_rank} broadcast (e.g. the checkpoint state "
                 f"when resuming): it references {what}, which is not among the types a fairseq "

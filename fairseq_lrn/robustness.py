@@ -84,6 +84,12 @@ def install_atomic_checkpoint_copies() -> None:
 
 # --- fairseq-interactive: non-UTF-8 bytes and too-long lines ---------------------------------
 
+def _source_limit(max_positions):
+    """The source length limit in fairseq's ``max_positions`` (a number, a (source, target)
+    pair, or None for no limit)."""
+    return max_positions[0] if isinstance(max_positions, (tuple, list)) else max_positions
+
+
 class _InputPosition:
     """Number (1-based) of the first input line in the buffer being translated."""
     first_line = 1
@@ -127,7 +133,7 @@ def _make_batches(original):
     """Wrap fairseq-interactive's ``make_batches`` with the too-long-line policy."""
 
     def make_batches(lines, cfg, task, max_positions, encode_fn):
-        limit = max_positions[0] if isinstance(max_positions, (tuple, list)) else max_positions
+        limit = _source_limit(max_positions)
         if cfg.generation.constraints or limit is None:
             yield from original(lines, cfg, task, max_positions, encode_fn)
             return
@@ -138,21 +144,17 @@ def _make_batches(original):
         for i, length in enumerate(lengths):
             if length <= limit:
                 continue
-            where = f"input line {_InputPosition.first_line + i}"
+            too_long = (f"input line {_InputPosition.first_line + i} has {length} tokens (</s> included), "
+                        f"more than the model accepts ({limit}, --max-source-positions)")
             if truncate:
                 encoded[i] = " ".join(encoded[i].split()[: limit - 1])
-                logger.warning(f"{where} has {length} tokens (</s> included), more than the model "
-                               f"accepts ({limit}, --max-source-positions): translating its first "
-                               f"{limit - 1} tokens (--truncate-source)")
+                logger.warning(f"{too_long}: translating its first {limit - 1} tokens (--truncate-source)")
             elif skip:
-                logger.warning(f"{where} has {length} tokens (</s> included), more than the model "
-                               f"accepts ({limit}, --max-source-positions): skipped, no output "
-                               f"(--skip-invalid-size-inputs-valid-test)")
+                logger.warning(f"{too_long}: skipped, no output (--skip-invalid-size-inputs-valid-test)")
             else:
-                logger.error(f"{where} has {length} tokens (</s> included), more than the model "
-                             f"accepts ({limit}, --max-source-positions): refused. Rerun with "
-                             f"--skip-invalid-size-inputs-valid-test to skip such lines or with "
-                             f"--truncate-source to translate their first {limit - 1} tokens.")
+                logger.error(f"{too_long}: refused. Rerun with --skip-invalid-size-inputs-valid-test to "
+                             f"skip such lines or with --truncate-source to translate their first "
+                             f"{limit - 1} tokens.")
                 raise SystemExit(1)
         yield from original(encoded, cfg, task, max_positions, lambda x: x)
 
@@ -196,7 +198,7 @@ def install_hub_skip_alignment() -> None:
     def sample(self, sentences, beam: int = 1, verbose: bool = False, **kwargs):
         if isinstance(sentences, str) or not kwargs.get("skip_invalid_size_inputs", False):
             return original(self, sentences, beam, verbose, **kwargs)
-        limit = self.max_positions[0] if isinstance(self.max_positions, (tuple, list)) else self.max_positions
+        limit = _source_limit(self.max_positions)
         fits = [limit is None or self.encode(s).numel() <= limit for s in sentences]
         for index in (i for i, ok in enumerate(fits) if not ok):
             logger.warning(f"sentence {index} is longer than the model accepts ({limit} tokens with "

@@ -82,6 +82,15 @@ def _load_rows(ptr, t, s_t, col_off, live, cmask, ALIGN: tl.constexpr):
 
 
 @triton.jit
+def _load_pqr(pqr, t, s_t, s_g, pqr_off, live, cmask, ALIGN: tl.constexpr):
+    """p, q, r tiles at times t (see :func:`_load_rows`)."""
+    p = _load_rows(pqr, t, s_t, pqr_off, live, cmask, ALIGN)
+    q = _load_rows(pqr, t, s_t, pqr_off + s_g, live, cmask, ALIGN)
+    r = _load_rows(pqr, t, s_t, pqr_off + 2 * s_g, live, cmask, ALIGN)
+    return p, q, r
+
+
+@triton.jit
 def _load_pads(pad_mask, t, live, B, b, HAS_MASK: tl.constexpr):
     """``(STEPS,)`` padding flags of batch row b at times t (False without a mask)."""
     if HAS_MASK:
@@ -108,9 +117,7 @@ def _load_fwd_chunk(pqr, pad_mask, t_first, step, n, T, B, b, s_t, s_g, pqr_off,
                     HAS_MASK: tl.constexpr, STEPS: tl.constexpr, ALIGN: tl.constexpr):
     """p, q, r tiles (stored dtype) and padding flags of the forward's chunk n."""
     t, live = _chunk_times(t_first, step, n, T, STEPS)
-    p = _load_rows(pqr, t, s_t, pqr_off, live, cmask, ALIGN)
-    q = _load_rows(pqr, t, s_t, pqr_off + s_g, live, cmask, ALIGN)
-    r = _load_rows(pqr, t, s_t, pqr_off + 2 * s_g, live, cmask, ALIGN)
+    p, q, r = _load_pqr(pqr, t, s_t, s_g, pqr_off, live, cmask, ALIGN)
     return p, q, r, _load_pads(pad_mask, t, live, B, b, HAS_MASK)
 
 
@@ -162,9 +169,7 @@ def _load_bwd_chunk(pqr, pad_mask, states, dout, t_last, step, t_first, n, T, B,
     """The backward's chunk n (time walked from t_last against ``step``): p, q, r and the output
     gradient at t, the forward state before t (zero where t is the first step), padding flags."""
     t, live = _chunk_times(t_last, -step, n, T, STEPS)
-    p = _load_rows(pqr, t, s_t, pqr_off, live, cmask, ALIGN)
-    q = _load_rows(pqr, t, s_t, pqr_off + s_g, live, cmask, ALIGN)
-    r = _load_rows(pqr, t, s_t, pqr_off + 2 * s_g, live, cmask, ALIGN)
+    p, q, r = _load_pqr(pqr, t, s_t, s_g, pqr_off, live, cmask, ALIGN)
     g = _load_rows(dout, t, BD, row, live, cmask, ALIGN)
     h_prev = _load_rows(states, t - step, BD, row, live & (t != t_first), cmask, ALIGN)
     return p, q, r, g, h_prev, _load_pads(pad_mask, t, live, B, b, HAS_MASK)
