@@ -35,9 +35,10 @@ from fairseq_lrn.ops import lrn_recurrence, triton_available  # noqa: E402
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_TARGET = (30, 64, 1024, "fp32")  # the CPU metric's config: LRN layer / projection GEMM
 # (BLOCK, num_warps, STEPS, STAGES) tried by --sweep besides the launch heuristic's picks:
-# no pipelining (STAGES=1), deeper or shallower pipelines, shorter/longer chunks, wider blocks.
-SWEEP_CONFIGS = [(128, 1, 4, 1), (128, 1, 4, 2), (128, 1, 4, 3), (128, 1, 4, 5), (128, 1, 8, 3),
-                 (64, 1, 4, 5), (256, 2, 4, 3)]
+# no pipelining (STAGES=1), (STAGES-2)*STEPS = 4, 12, 6 and 14 steps in flight, longer chunks,
+# narrower and wider blocks.
+SWEEP_CONFIGS = [(128, 1, 4, 1), (128, 1, 4, 3), (128, 1, 4, 5), (128, 1, 2, 5), (128, 1, 2, 9),
+                 (128, 1, 8, 3), (64, 1, 4, 5), (256, 2, 4, 3)]
 
 
 def parse_args():

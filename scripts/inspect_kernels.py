@@ -11,9 +11,13 @@ span of the backward branch; per kernel it reports
 * ``async copies``: cp.async copies in the loop (LDGSTS), pipelined into shared memory;
 * ``waits``: the loop's ``DEPBAR.LE SB0, N`` (wait until at most N copy groups are pending;
   N > 0 means loads stay in flight across the wait);
+* ``steps in flight``: steps of inputs still being copied while a chunk is computed (the wait's N
+  over the copy groups one iteration commits, times STEPS); the launch heuristic's model of it is
+  ``triton_lrn.hidden_steps``;
 * ``shuffles``: warp shuffles in the loop (a chunk's steps split across threads).
 
     python scripts/inspect_kernels.py                       # heuristic configs, H100/H200 (sm_90)
+    python scripts/inspect_kernels.py --gpu a100 --dtype bf16
     python scripts/inspect_kernels.py --config 128 1 4 3 --dtype bf16 --mask with
 """
 
@@ -33,7 +37,14 @@ os.environ.pop("TRITON_INTERPRET", None)  # compile for real, whatever the calle
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-H100_LIMITS = (132, 228 * 1024, True)  # SMs, shared memory per SM, cp.async: H100 SXM / H200
+# name: (sm_<arch>, (SMs, shared memory per SM, cp.async)) as the launch heuristic sees the GPU
+GPUS = {
+    "h100": (90, (132, 228 * 1024, True)),  # H100 SXM, H200
+    "a100": (80, (108, 164 * 1024, True)),
+    "a10": (86, (72, 100 * 1024, True)),
+    "l4": (89, (58, 100 * 1024, True)),
+    "t4": (75, (40, 64 * 1024, False)),
+}
 
 
 def nvidia_tools() -> str:
@@ -78,8 +89,15 @@ class LoopReport:
     shared_bytes: int
     sync_loads: int
     async_copies: int
+    commit_groups: int  # cp.async groups committed per iteration (LDGDEPBAR)
     waits: List[int]  # N of each DEPBAR.LE SB0, N in the loop
     shuffles: int
+
+    def steps_in_flight(self, steps: int) -> int:
+        """Steps of inputs in flight while a ``steps``-step chunk is computed."""
+        if not self.waits or not self.commit_groups:
+            return 0
+        return min(self.waits) // self.commit_groups * steps
 
 
 def inspect(compiled) -> LoopReport:
@@ -104,6 +122,7 @@ def inspect(compiled) -> LoopReport:
         registers=regs, spill_bytes=stack, shared_bytes=compiled.metadata.shared,
         sync_loads=sum(bool(re.search(r"\bLDG\.", op)) for op in loop),
         async_copies=sum("LDGSTS" in op for op in loop),
+        commit_groups=sum(op.split()[-1] == "LDGDEPBAR" for op in loop),
         waits=[int(n, 16) for op in loop for n in re.findall(r"DEPBAR\.LE SB0, (0x[0-9a-f]+)", op)],
         shuffles=sum("SHFL" in op for op in loop))
 
@@ -126,19 +145,20 @@ def kernel_args(direction: str, T: int, B: int, d: int, dtype: torch.dtype, mask
 
 def report(direction: str, T: int, B: int, d: int, dtype_name: str, mask: bool,
            config: Optional[Tuple[int, int, int, int]] = None, tanh: bool = False,
-           bidirectional: bool = False, limits=H100_LIMITS) -> Tuple[Tuple[int, int, int, int], LoopReport]:
-    """(config, LoopReport) of one kernel at one shape; config defaults to the launch heuristic
-    for a GPU with ``limits`` (SMs, shared memory per SM, cp.async)."""
+           bidirectional: bool = False, gpu: str = "h100") -> Tuple[Tuple[int, int, int, int], LoopReport]:
+    """(config, LoopReport) of one kernel at one shape, compiled for ``gpu`` (a key of GPUS);
+    config defaults to the launch heuristic for that GPU."""
     from fairseq_lrn.ops import triton_lrn
 
     dtype = DTYPES[dtype_name]
     tiles = triton_lrn.FWD_TILES if direction == "fwd" else triton_lrn.BWD_TILES
     rows = B * (2 if bidirectional else 1)
+    arch, limits = GPUS[gpu]
     config = config or triton_lrn.choose_config(d, rows, dtype.itemsize, tiles, *limits)
     kernel = triton_lrn._lrn_fwd_kernel if direction == "fwd" else triton_lrn._lrn_bwd_kernel
     args = kernel_args(direction, T, B, d, dtype, mask, bidirectional)
     flags = triton_lrn._kernel_flags(config, args[0], d, HAS_H0=True, HAS_MASK=mask, TANH=tanh)
-    return config, inspect(compile_kernel(kernel, args, **flags))
+    return config, inspect(compile_kernel(kernel, args, arch, **flags))
 
 
 def main():
@@ -150,27 +170,36 @@ def main():
     parser.add_argument("--bidirectional", action="store_true", help="2 directions of d channels")
     parser.add_argument("--mask", choices=["without", "with", "both"], default="without",
                         help="the kernels without a padding mask, with one, or both variants")
+    parser.add_argument("--gpu", choices=list(GPUS), default="h100",
+                        help="compile for this GPU's architecture, with the launch heuristic's configs "
+                             "for its SMs and shared memory (h100: also H200)")
     parser.add_argument("--config", type=int, nargs=4, metavar=("BLOCK", "WARPS", "STEPS", "STAGES"),
-                        help="instead of the launch heuristic for an H100/H200")
+                        help="instead of the launch heuristic")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
+    from fairseq_lrn.ops import triton_lrn
+
     masks = {"without": [False], "with": [True], "both": [False, True]}[args.mask]
-    print(f"sm_90, T={args.T} B={args.B} d={args.d}{' x 2 directions' if args.bidirectional else ''}\n")
+    arch, (sms, smem, _) = GPUS[args.gpu]
+    print(f"{args.gpu}: sm_{arch}, {sms} SMs, {smem // 1024} KB shared memory per SM; T={args.T} B={args.B} "
+          f"d={args.d}{' x 2 directions' if args.bidirectional else ''}\n")
     print("| kernel | dtype | mask | config | regs | spill B | smem B | sync loads | async copies "
-          "| waits | shuffles |\n" + "|---" * 11 + "|")
+          "| waits | steps in flight | shuffles |\n" + "|---" * 12 + "|")
     rows = []
     for dtype_name in args.dtype:
         for mask in masks:
             for direction in ("fwd", "bwd"):
                 config, r = report(direction, args.T, args.B, args.d, dtype_name, mask,
                                    tuple(args.config) if args.config else None,
-                                   bidirectional=args.bidirectional)
-                rows.append({"kernel": direction, "dtype": dtype_name, "mask": mask,
-                             "config": config, **asdict(r)})
+                                   bidirectional=args.bidirectional, gpu=args.gpu)
+                in_flight = r.steps_in_flight(config[2])
+                rows.append({"kernel": direction, "dtype": dtype_name, "mask": mask, "gpu": args.gpu,
+                             "config": config, **asdict(r), "steps_in_flight": in_flight,
+                             "hidden_steps_model": triton_lrn.hidden_steps(*config[2:])})
                 print(f"| {direction} | {dtype_name} | {'yes' if mask else 'no'} "
                       f"| {', '.join(map(str, config))} | {r.registers} | {r.spill_bytes} "
                       f"| {r.shared_bytes} | {r.sync_loads} | {r.async_copies} "
-                      f"| {', '.join(map(str, r.waits)) or '-'} | {r.shuffles} |", flush=True)
+                      f"| {', '.join(map(str, r.waits)) or '-'} | {in_flight} | {r.shuffles} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

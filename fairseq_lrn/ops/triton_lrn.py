@@ -4,9 +4,11 @@ One program per (batch row, direction, block of channels) walks time serially wi
 fp32 registers; the reverse direction of a bidirectional recurrence runs in the same launch and
 walks time backwards. The loop is bound by the latency of its loads, not by bytes, so time is
 walked in chunks of STEPS steps and Triton's software pipeliner (``tl.range(num_stages=STAGES)``)
-copies the next STAGES-1 chunks into shared memory (cp.async) while one is computed: a load has
-(STAGES-1)*STEPS steps of math to arrive. (Prefetching into registers does not work here: the
-copy at the loop's end that rotates prefetched registers waits for the load, as the SASS shows.)
+copies chunks ahead into STAGES-1 buffers in shared memory (cp.async). In the compiled loop (SASS)
+an iteration waits for chunk n, computes it, then issues the copy of chunk n+STAGES-1 into the
+freed buffer, so a copy has (STAGES-2)*STEPS steps of math to arrive: STAGES=2 hides nothing.
+(Prefetching into registers does not work here: the copy at the loop's end that rotates
+prefetched registers waits for the load, as the SASS shows.)
 Forward saves its inputs and the state sequence (the output itself when there is no mask);
 backward walks time in reverse, recomputing the gates.
 No atomics: every gradient element is written once, so results are deterministic.
@@ -152,8 +154,8 @@ def _lrn_fwd_kernel(pqr, h0, pad_mask, out, states, h_last,
                     STEPS: tl.constexpr, STAGES: tl.constexpr):
     b, step, t_first, ch, cmask, pqr_off, D, BD, row, h = _program_coords(T, B, d, s_b, s_c, h0, HAS_H0,
                                                                          BLOCK, VEC, ALIGN)
-    # Triton's software pipeliner copies chunk n+1 .. n+STAGES-1 into shared memory (cp.async)
-    # while chunk n is computed: the loads are in flight for (STAGES-1)*STEPS steps of math.
+    # Triton's software pipeliner copies chunks into shared memory (cp.async) ahead of use:
+    # chunks n+1 .. n+STAGES-2 are in flight while chunk n is computed.
     for n in tl.range(0, tl.cdiv(T, STEPS), num_stages=STAGES):
         P, Q, R, PAD = _load_fwd_chunk(pqr, pad_mask, t_first, step, n, T, B, b, s_t, s_g, pqr_off,
                                        cmask, HAS_MASK, STEPS, ALIGN)
@@ -237,7 +239,11 @@ def _lrn_bwd_kernel(pqr, h0, pad_mask, states, dout, dlast, dpqr, dh0,
 
 
 FWD_TILES, BWD_TILES = 3, 5  # (STEPS, BLOCK) tiles one chunk loads: p, q, r (+ dout, state)
-MAX_CHUNKS_IN_FLIGHT = 4
+CHUNK_STEPS = (4, 2)  # chunk lengths the heuristic chooses from, preferred first
+MAX_BUFFERED_STEPS = 16  # steps of inputs one program buffers in shared memory at most
+# Steps of math in flight beyond which a longer chunk is preferred (an estimate: about one DRAM
+# latency of the forward's math on an H100; not yet timed, see scripts/benchmark_kernel.py --sweep).
+HIDDEN_STEPS_ENOUGH = 8
 
 
 @functools.lru_cache(maxsize=None)
@@ -257,28 +263,40 @@ def launch_config(d: int, rows: int, dtype: torch.dtype, device: torch.device,
     return choose_config(d, rows, dtype.itemsize, tiles, *_device_limits(device))
 
 
+def hidden_steps(steps: int, stages: int) -> int:
+    """Steps of math a chunk's copy has to arrive in a loop pipelined with ``stages`` stages of
+    ``steps``-step chunks (0 without pipelining; see the module docstring)."""
+    return max(0, stages - 2) * steps
+
+
 def choose_config(d: int, rows: int, itemsize: int, tiles: int, sms: int, smem_per_sm: int,
                   has_async_copy: bool) -> Tuple[int, int, int, int]:
     """The launch heuristic, for a GPU with ``sms`` SMs of ``smem_per_sm`` bytes of shared memory.
 
     Each thread holds 4 channels; warps per program shrink (down to one) while programs are
-    fewer than four per SM or a block would exceed the channel count. Time is walked in chunks
-    of STEPS=4 steps, and STAGES-1 chunks are kept in flight in shared memory: as many as fit
-    in three quarters of an SM's shared memory shared among the programs resident on it (up to
-    four chunks, 16 steps), so that all programs fit in one wave; one chunk on GPUs without
-    cp.async (STAGES=1: each chunk is loaded, then used)."""
-    vec, steps = 4, 4
-    num_warps = 4
+    fewer than four per SM or a block would exceed the channel count. The programs resident on
+    an SM (all of them: one wave) share three quarters of its shared memory for chunk buffers
+    (STAGES-1 per program, up to MAX_BUFFERED_STEPS steps). Among chunks of 4 and 2 steps, the
+    config hides the most steps of math behind each copy (:func:`hidden_steps`; counted up to
+    HIDDEN_STEPS_ENOUGH, then the longer chunk wins). When no buffering hides a step, or the GPU
+    has no cp.async, chunks of 4 steps are loaded directly (STAGES=1)."""
+    vec, num_warps = 4, 4
     while num_warps > 1 and (32 * vec * num_warps > triton.next_power_of_2(d)
                              or rows * triton.cdiv(d, 32 * vec * num_warps) < 4 * sms):
         num_warps //= 2
     block = 32 * vec * num_warps
+    unpipelined = (block, num_warps, CHUNK_STEPS[0], 1)
     if not has_async_copy:
-        return block, num_warps, steps, 1
+        return unpipelined
     programs_per_sm = triton.cdiv(rows * triton.cdiv(d, block), sms)
-    chunk_bytes = tiles * steps * block * itemsize
-    in_flight = (3 * smem_per_sm // 4) // (programs_per_sm * chunk_bytes)
-    return block, num_warps, steps, 1 + max(1, min(MAX_CHUNKS_IN_FLIGHT, in_flight))
+    buffer_bytes = (3 * smem_per_sm // 4) // programs_per_sm
+    step_bytes = tiles * block * itemsize
+    configs = []
+    for steps in CHUNK_STEPS:
+        buffers = min(MAX_BUFFERED_STEPS, buffer_bytes // step_bytes) // steps
+        configs.append((block, num_warps, steps, buffers + 1))
+    best = max(configs, key=lambda c: (min(hidden_steps(c[2], c[3]), HIDDEN_STEPS_ENOUGH), c[2]))
+    return best if hidden_steps(best[2], best[3]) > 0 else unpipelined
 
 
 def _kernel_flags(config: Tuple[int, int, int, int], pqr: Tensor, d: int, **flags) -> dict:
@@ -290,7 +308,7 @@ def _kernel_flags(config: Tuple[int, int, int, int], pqr: Tensor, d: int, **flag
     s_t, s_b, s_g, s_c = pqr.stride()
     align = math.gcd(vec, d, s_t, s_b, s_g) if s_c == 1 else 1
     return dict(flags, BLOCK=block, VEC=vec, ALIGN=align, STEPS=steps, STAGES=stages,
-                num_warps=num_warps)
+                num_warps=num_warps, enable_fp_fusion=True)  # (FMAs; Triton 3.10 turns the default off)
 
 
 class LRNRecurrenceFused(torch.autograd.Function):

@@ -87,7 +87,7 @@ def test_several_channel_blocks_with_ragged_tail(bidirectional):
 @pytest.mark.parametrize("steps", [1, 4])
 @pytest.mark.parametrize("T", [3, 4, 9])
 def test_chunk_boundaries(steps, T):
-    # Time is walked in chunks of STEPS steps, loaded STAGES-1 = 2 chunks ahead when compiled:
+    # Time is walked in chunks of STEPS steps, copied up to STAGES-1 = 2 chunks ahead when compiled:
     # T shorter than a chunk, exactly one chunk, and three chunks, the last one partial (T=9 over
     # STEPS=4): fewer chunks than the pipeline holds, and prefetches past the end.
     check(T, 2, 6, "tanh", True, "random", config=(4, 1, steps, 3))
@@ -138,14 +138,33 @@ def test_dispatcher_runs_fused():
     torch.testing.assert_close(last, ref_last, rtol=1e-5, atol=1e-5)
 
 
+GPU_LIMITS = {"h100": (132, 228 * 1024), "a100": (108, 164 * 1024), "a10": (72, 100 * 1024)}
+
+
+@pytest.mark.parametrize("gpu", sorted(GPU_LIMITS))
 @pytest.mark.parametrize("B, d, itemsize", [(128, 1024, 4), (128, 1024, 2), (32, 512, 4), (512, 2048, 2)])
-def test_launch_heuristic_fits_shared_memory(B, d, itemsize):
-    sms, smem = 132, 228 * 1024  # an H100 / H200
+def test_launch_heuristic_fits_shared_memory_and_hides_latency(gpu, B, d, itemsize):
+    sms, smem = GPU_LIMITS[gpu]
     for tiles in (triton_lrn.FWD_TILES, triton_lrn.BWD_TILES):
         block, num_warps, steps, stages = triton_lrn.choose_config(d, B, itemsize, tiles, sms, smem, True)
-        assert block == 4 * 32 * num_warps and 2 <= stages <= 1 + triton_lrn.MAX_CHUNKS_IN_FLIGHT
+        assert block == 4 * 32 * num_warps and steps in triton_lrn.CHUNK_STEPS
+        # pipelined only where a copy gets steps of math to arrive (STAGES=2 would hide none)
+        assert stages == 1 or triton_lrn.hidden_steps(steps, stages) > 0, (tiles, steps, stages)
         per_sm = -(-B * -(-d // block) // sms)
-        in_flight_bytes = per_sm * (stages - 1) * tiles * steps * block * itemsize
-        assert stages == 2 or in_flight_bytes <= 3 * smem // 4, (tiles, stages, in_flight_bytes)
+        buffered_steps = (stages - 1) * steps if stages > 1 else 0
+        assert buffered_steps <= triton_lrn.MAX_BUFFERED_STEPS
+        assert per_sm * buffered_steps * tiles * block * itemsize <= 3 * smem // 4, (tiles, steps, stages)
     # without cp.async (before sm_80) chunks are loaded, then used
     assert triton_lrn.choose_config(d, B, itemsize, 3, sms, smem, False)[3] == 1
+
+
+def test_launch_heuristic_shortens_chunks_before_giving_up_pipelining():
+    # A100, fp32 backward at B=128, d=1024: one 4-step chunk per program fits, two do not, so
+    # 2-step chunks are double-buffered (2 steps in flight) rather than none.
+    config = triton_lrn.choose_config(1024, 128, 4, triton_lrn.BWD_TILES, 108, 164 * 1024, True)
+    assert config == (256, 2, 2, 3) and triton_lrn.hidden_steps(*config[2:]) == 2
+    # A10, bf16 backward at the same size: not even two 2-step chunks fit: no pipelining
+    assert triton_lrn.choose_config(1024, 128, 2, triton_lrn.BWD_TILES, 72, 100 * 1024, True)[2:] == (4, 1)
+    # H100, bf16: 4-step chunks, 12 steps in flight
+    config = triton_lrn.choose_config(1024, 128, 2, triton_lrn.FWD_TILES, 132, 228 * 1024, True)
+    assert config == (128, 1, 4, 5) and triton_lrn.hidden_steps(*config[2:]) == 12
