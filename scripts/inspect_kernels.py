@@ -14,7 +14,8 @@ span of the backward branch; per kernel it reports
 * ``steps in flight``: steps of inputs still being copied while a chunk is computed (the wait's N
   over the copy groups one iteration commits, times STEPS); the launch heuristic's model of it is
   ``triton_lrn.hidden_steps``;
-* ``shuffles``: warp shuffles in the loop (a chunk's steps split across threads).
+* ``shuffles``: warp shuffles in the loop (a chunk's steps split across threads);
+* ``instr/step``: SASS instructions in the loop over STEPS (what one warp issues per time step).
 
     python scripts/inspect_kernels.py                       # heuristic configs, H100/H200 (sm_90)
     python scripts/inspect_kernels.py --gpu a100 --dtype bf16
@@ -92,6 +93,7 @@ class LoopReport:
     commit_groups: int  # cp.async groups committed per iteration (LDGDEPBAR)
     waits: List[int]  # N of each DEPBAR.LE SB0, N in the loop
     shuffles: int
+    instructions: int  # in the loop
 
     def steps_in_flight(self, steps: int) -> int:
         """Steps of inputs in flight while a ``steps``-step chunk is computed."""
@@ -124,7 +126,7 @@ def inspect(compiled) -> LoopReport:
         async_copies=sum("LDGSTS" in op for op in loop),
         commit_groups=sum(op.split()[-1] == "LDGDEPBAR" for op in loop),
         waits=[int(n, 16) for op in loop for n in re.findall(r"DEPBAR\.LE SB0, (0x[0-9a-f]+)", op)],
-        shuffles=sum("SHFL" in op for op in loop))
+        shuffles=sum("SHFL" in op for op in loop), instructions=len(loop))
 
 
 def kernel_args(direction: str, T: int, B: int, d: int, dtype: torch.dtype, mask: bool,
@@ -184,7 +186,7 @@ def main():
     print(f"{args.gpu}: sm_{arch}, {sms} SMs, {smem // 1024} KB shared memory per SM; T={args.T} B={args.B} "
           f"d={args.d}{' x 2 directions' if args.bidirectional else ''}\n")
     print("| kernel | dtype | mask | config | regs | spill B | smem B | sync loads | async copies "
-          "| waits | steps in flight | shuffles |\n" + "|---" * 12 + "|")
+          "| waits | steps in flight | shuffles | instr/step |\n" + "|---" * 13 + "|")
     rows = []
     for dtype_name in args.dtype:
         for mask in masks:
@@ -199,7 +201,8 @@ def main():
                 print(f"| {direction} | {dtype_name} | {'yes' if mask else 'no'} "
                       f"| {', '.join(map(str, config))} | {r.registers} | {r.spill_bytes} "
                       f"| {r.shared_bytes} | {r.sync_loads} | {r.async_copies} "
-                      f"| {', '.join(map(str, r.waits)) or '-'} | {in_flight} | {r.shuffles} |", flush=True)
+                      f"| {', '.join(map(str, r.waits)) or '-'} | {in_flight} | {r.shuffles} "
+                      f"| {r.instructions / config[2]:.0f} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -26,19 +26,32 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
+from triton.language.extra.cuda import libdevice
 
 from .reference import check_recurrence_args
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+# Compiled, the gates' sigmoid uses libdevice's flush-to-zero exp and approximate division: a
+# third fewer instructions per forward step than tl.sigmoid's full-range ones (which scale
+# around denormals), a fifth fewer per backward step. The interpreter has no libdevice.
+_FAST_SIGMOID = tl.constexpr(not _INTERPRET)
 
 # Allocator for every tensor the kernels write; tests swap in a NaN-filled one to catch gaps.
 _empty = torch.empty
 
 
 @triton.jit
+def _sigmoid(x):
+    """1 / (1 + exp(-x)), elementwise, fp32."""
+    if _FAST_SIGMOID:
+        return libdevice.fast_dividef(1.0, 1.0 + libdevice.fast_expf(-x))
+    return tl.sigmoid(x)
+
+
+@triton.jit
 def _activation(a, TANH: tl.constexpr):
     if TANH:  # tanh(a) = 2 sigmoid(2a) - 1 (libdevice tanh is missing under the interpreter)
-        a = 2.0 * tl.sigmoid(2.0 * a) - 1.0
+        a = 2.0 * _sigmoid(2.0 * a) - 1.0
     return a
 
 
@@ -131,8 +144,8 @@ def _fwd_chunk(h, P, Q, R, PAD, n, t_first, step, T, BD, row, cmask, out, states
         pos = n * STEPS + k
         live = pos < T
         o = tl.multiple_of((t_first + step * pos) * BD + row, ALIGN)
-        i = tl.sigmoid(_row(P, k) + h)
-        f = tl.sigmoid(_row(Q, k) - h)
+        i = _sigmoid(_row(P, k) + h)
+        f = _sigmoid(_row(Q, k) - h)
         h_new = _activation(i * _row(R, k) + f * h, TANH)
         smask = tl.where(live, cmask, False)  # (cmask & live is int under the interpreter)
         if HAS_MASK:
@@ -189,8 +202,8 @@ def _bwd_chunk(dh, P, Q, R, G, H, PAD, h_init, n, t_last, step, t_first, T, D, B
         t = t_last - step * pos
         h_prev = tl.where(t == t_first, h_init, _row(H, k))
         p, q, r = _row(P, k), _row(Q, k), _row(R, k)
-        i = tl.sigmoid(p + h_prev)
-        f = tl.sigmoid(q - h_prev)
+        i = _sigmoid(p + h_prev)
+        f = _sigmoid(q - h_prev)
         di = i * (1.0 - i)
         df = f * (1.0 - f)
         da = dh + _row(G, k)  # total gradient of h_t ...
