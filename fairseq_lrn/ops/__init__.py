@@ -59,9 +59,13 @@ def lrn_recurrence(pqr: Tensor, h0: Optional[Tensor] = None, mask: Optional[Tens
 
     pqr ``(T, B, 3, D)`` = ``[p; q; r]`` per step, h0 ``(B, D)`` or None, mask ``(T, B)`` bool
     (True = padding) or None. Returns ``out (T, B, D)`` (zero at padded steps) and
-    ``h_last (B, D)``. With ``bidirectional``, channels ``[D/2, D)`` walk time backwards.
+    ``h_last (B, D)``, in pqr's dtype whatever the implementation: an h0 of another dtype (an
+    fp32 state next to half-precision projections under autocast / ``--amp``) is cast to it.
+    With ``bidirectional``, channels ``[D/2, D)`` walk time backwards.
     """
     impl = resolve_impl(impl, pqr)
+    if h0 is not None and h0.dtype != pqr.dtype:
+        h0 = h0.to(pqr.dtype)
     if impl == "fused":
         from .triton_lrn import lrn_recurrence_fused
 

@@ -18,6 +18,7 @@ import pytest  # noqa: E402
 
 pytest.importorskip("triton", reason="the fused LRN kernels need Triton")
 
+from fairseq_lrn.modules.lrn import LRNLayer  # noqa: E402
 from fairseq_lrn.ops import lrn_recurrence, lrn_recurrence_reference, triton_lrn  # noqa: E402
 from fairseq_lrn.ops.triton_lrn import lrn_recurrence_fused  # noqa: E402
 
@@ -136,6 +137,36 @@ def test_dispatcher_runs_fused():
     ref_out, ref_last = lrn_recurrence_reference(pqr, None, mask, "identity", True)
     torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(last, ref_last, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_layer_under_autocast(bidirectional):
+    # fairseq's --amp (and torch.autocast) runs the projection in half precision, so the fused
+    # recurrence gets half-precision pqr (bf16 on CPU, fp16 on CUDA) next to an fp32 h0 made
+    # outside autocast. The same layer run with the CPU path and the reference must agree, in
+    # the same dtypes.
+    dtype = torch.float16 if DEVICE == "cuda" else torch.bfloat16
+    torch.manual_seed(0)
+    layers = {impl: LRNLayer(6, 5, bidirectional, "tanh", impl=impl).to(DEVICE)
+              for impl in ("fused", "cpu", "reference")}
+    for impl in ("cpu", "reference"):
+        layers[impl].load_state_dict(layers["fused"].state_dict())
+    D = layers["fused"].output_size
+    x, h0, mask = torch.randn(5, 3, 6, device=DEVICE), torch.randn(3, D, device=DEVICE), make_mask(5, 3, "right")
+    results = {}
+    for impl, layer in layers.items():
+        xi, hi = x.clone().requires_grad_(), h0.clone().requires_grad_()
+        with torch.autocast(DEVICE, dtype=dtype):
+            out, last = layer(xi, hi, mask)
+        loss = out.float().square().sum() + (last.float() * torch.arange(D, device=DEVICE)).sum()
+        results[impl] = [out, last, *torch.autograd.grad(loss, [xi, hi, layer.proj.weight, layer.proj.bias])]
+    names = ["out", "h_last", "grad x", "grad h0", "grad W", "grad b"]
+    for impl in ("fused", "cpu"):
+        for name, a, b in zip(names, results[impl], results["reference"]):
+            assert a.dtype == b.dtype, f"{impl} {name}"
+            torch.testing.assert_close(a.float(), b.float(), rtol=5e-2, atol=5e-2,
+                                       msg=lambda m: f"{impl} {name}: {m}")
+    assert results["fused"][0].dtype == dtype and results["fused"][3].dtype == torch.float32
 
 
 GPU_LIMITS = {"h100": (132, 228 * 1024), "a100": (108, 164 * 1024), "a10": (72, 100 * 1024)}
