@@ -321,7 +321,7 @@ def _kernel_flags(config: Tuple[int, int, int, int], pqr: Tensor, d: int, **flag
     s_t, s_b, s_g, s_c = pqr.stride()
     align = math.gcd(vec, d, s_t, s_b, s_g) if s_c == 1 else 1
     return dict(flags, BLOCK=block, VEC=vec, ALIGN=align, STEPS=steps, STAGES=stages,
-                num_warps=num_warps, enable_fp_fusion=True)  # (FMAs; Triton 3.10 turns the default off)
+                num_warps=num_warps, enable_fp_fusion=True)  # FMAs (Triton 3.10 turns the default off)
 
 
 class LRNRecurrenceFused(torch.autograd.Function):
