@@ -182,7 +182,7 @@ def test_launch_heuristic_fits_shared_memory_and_hides_latency(gpu, B, d, itemsi
         # pipelined only where a copy gets steps of math to arrive (STAGES=2 would hide none)
         assert stages == 1 or triton_lrn.hidden_steps(steps, stages) > 0, (tiles, steps, stages)
         per_sm = -(-B * -(-d // block) // sms)
-        buffered_steps = (stages - 1) * steps if stages > 1 else 0
+        buffered_steps = (stages - 1) * steps
         assert buffered_steps <= triton_lrn.MAX_BUFFERED_STEPS
         assert per_sm * buffered_steps * tiles * block * itemsize <= 3 * smem // 4, (tiles, steps, stages)
     # without cp.async (before sm_80) chunks are loaded, then used
