@@ -1,4 +1,4 @@
-"""Plugin-side fixes that make fairseq 0.12 runs of LRN models survive crashes and bad input.
+"""Plugin-side fixes that make fairseq 0.12 runs survive crashes, bad input and numpy 2.
 
 Installed by ``fairseq_lrn.models`` (so by ``--user-dir fairseq_lrn``), each idempotent:
 
@@ -17,13 +17,19 @@ Installed by ``fairseq_lrn.models`` (so by ``--user-dir fairseq_lrn``), each ide
 * :func:`install_hub_skip_alignment`: ``hub.translate(sentences, skip_invalid_size_inputs=True)``
   returned fewer outputs than inputs, each one after a skipped sentence in the wrong place;
   now a skipped sentence gets ``None`` in its own place (and a warning naming its index).
+* :func:`install_numpy2_compat`: fairseq 0.12 still uses ``np.compat.long`` and
+  ``np.percentile(interpolation=)``, both removed in numpy 2, which ends language-model
+  generation (fairseq-generate/-interactive, the hub's ``sample()``), any ``--sample-break-mode
+  eos`` run and translation with ``--num-batch-buckets``; the fairseq modules concerned get a ``np`` that has them.
 """
 
+import importlib
 import io
 import logging
 import os
 import shutil
 import sys
+import types
 
 logger = logging.getLogger(__name__)
 
@@ -212,8 +218,87 @@ def install_hub_skip_alignment() -> None:
     GeneratorHubInterface.sample = sample
 
 
+# --- numpy 2: np.compat.long and np.percentile(interpolation=) in fairseq 0.12 -------------
+
+#: The fairseq modules that use numpy names numpy 2 removed (fairseq 0.12.x), and where they do.
+NUMPY2_PATCHED_MODULES = (
+    "fairseq.data.token_block_dataset",  # np.compat.long: TokenBlockDataset, --sample-break-mode eos
+    "fairseq.data.language_pair_dataset",  # np.compat.long: --num-batch-buckets
+    "fairseq.data.data_utils",  # np.percentile(interpolation=): get_buckets, --num-batch-buckets
+)
+NUMPY2_FAIRSEQ_VERSIONS = ("0.12.",)
+
+
+def _percentile_takes_interpolation(numpy_module) -> bool:
+    import inspect
+
+    return "interpolation" in inspect.signature(numpy_module.percentile).parameters
+
+
+class NumpyForFairseq012(types.ModuleType):
+    """A stand-in for the ``numpy`` module: every attribute is numpy's own (looked up once,
+    then cached), plus what numpy 2 removed and fairseq 0.12 still uses: ``compat.long``
+    (= ``int64``, numpy 1's value on 64-bit Linux) when numpy has no ``compat``, and a
+    ``percentile`` that maps ``interpolation=`` to ``method=`` when numpy's no longer accepts it.
+    Only the module-level ``np`` name of :data:`NUMPY2_PATCHED_MODULES` points here."""
+
+    def __init__(self, numpy_module):
+        super().__init__(numpy_module.__name__, numpy_module.__doc__)
+        self._numpy = numpy_module
+        if not hasattr(numpy_module, "compat"):
+            self.compat = types.SimpleNamespace(long=numpy_module.int64)
+        if not _percentile_takes_interpolation(numpy_module):
+            def percentile(a, q, *args, interpolation=None, **kwargs):
+                if interpolation is not None:
+                    kwargs.setdefault("method", interpolation)
+                return numpy_module.percentile(a, q, *args, **kwargs)
+
+            self.percentile = percentile
+
+    def __getattr__(self, name):
+        value = getattr(self._numpy, name)
+        setattr(self, name, value)
+        return value
+
+    def __dir__(self):
+        return sorted(set(dir(self._numpy)) | set(self.__dict__))
+
+
+def install_numpy2_compat() -> bool:
+    """Make fairseq 0.12 work under numpy 2.
+
+    What fairseq does wrong: fairseq 0.12.x (0.12.2 and the ``fairseq-fixed`` 0.12.3.x builds)
+    uses two numpy names that numpy 2 removed:
+
+    * ``np.compat.long`` (``numpy.compat`` is gone from numpy 2; absent in the 2.4 used here) in
+      ``data/token_block_dataset.py`` (``--sample-break-mode eos``, which every inference dataset
+      of ``--task language_modeling`` uses: eval-lm with that mode, fairseq-generate/-interactive
+      and the hub's ``sample()`` on a LM, even for fairseq's own ``lstm_lm``) and in
+      ``data/language_pair_dataset.py`` (translation with ``--num-batch-buckets``):
+      ``AttributeError: module 'numpy' has no attribute 'compat'``;
+    * ``np.percentile(..., interpolation=...)`` (deprecated in numpy 1.22; refused by numpy 2.4)
+      in ``data/data_utils.py`` ``get_buckets`` (``--num-batch-buckets``): ``TypeError``.
+
+    The fix: the ``np`` name of those three modules becomes :class:`NumpyForFairseq012` (numpy
+    plus the removed names); numpy itself and every other module are untouched, and no fairseq
+    function is copied. Applied only for fairseq 0.12.x and only when numpy lacks one of the
+    names (numpy 1 has both). Returns True when it patched (or had patched) the modules."""
+    import fairseq
+    import numpy
+
+    missing = not hasattr(numpy, "compat") or not _percentile_takes_interpolation(numpy)
+    if not missing or not fairseq.__version__.startswith(NUMPY2_FAIRSEQ_VERSIONS):
+        return False
+    for name in NUMPY2_PATCHED_MODULES:
+        module = importlib.import_module(name)
+        if getattr(module, "np", None) is numpy:
+            module.np = NumpyForFairseq012(numpy)
+    return True
+
+
 def install() -> None:
     """Install every fix of this module (idempotent)."""
+    install_numpy2_compat()
     install_atomic_checkpoint_copies()
     install_interactive_input_handling()
     install_hub_skip_alignment()

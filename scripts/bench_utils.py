@@ -14,7 +14,9 @@ import json
 import logging
 import math
 import os
+import platform
 import resource
+import statistics
 import sys
 import time
 import warnings
@@ -37,6 +39,7 @@ logging.getLogger().setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*pin_memory.*")
 warnings.filterwarnings("ignore", category=FutureWarning, module="fairseq")
 warnings.filterwarnings("ignore", category=UserWarning, module="hydra")
+warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema")
 warnings.filterwarnings("ignore", message=".*mismatched key_padding_mask.*")
 
 SRC, TGT = "src", "tgt"
@@ -336,6 +339,68 @@ def bleu_on_split(system: System, task, batch_size: int = 64, beam: int = 5,
             refs.append(tgt_dict.string(utils.strip_pad(target, tgt_dict.pad()).int().cpu(),
                                         "subword_nmt", escape_unk=True))
     return sacrebleu.corpus_bleu(hyps, [refs]).score
+
+
+# ----------------------------------------------------------------------------- statistics and report helpers
+
+def summary(values: List[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "values": values}
+
+
+def paired_ratio(results: Dict[str, List[dict]], a: str, b: str, key: str) -> Optional[dict]:
+    """Per-repeat ratio a/b of ``key`` (both measured in the same repeat), summarised."""
+    if a not in results or b not in results:
+        return None
+    if any(key not in r for r in results[a] + results[b]):
+        return None
+    return summary([ra[key] / rb[key] for ra, rb in zip(results[a], results[b])])
+
+
+def fmt(x: Optional[float], digits: int = 0) -> str:
+    if x is None:
+        return "-"
+    return f"{x:,.{digits}f}"
+
+
+def fmt_spread(s: dict, digits: int = 0) -> str:
+    return f"{fmt(s['median'], digits)} ({fmt(s['min'], digits)}-{fmt(s['max'], digits)})"
+
+
+def machine_info(args) -> dict:
+    info = {"platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    try:
+        info["fairseq"] = fairseq.__version__
+    except Exception:  # pragma: no cover
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor()
+    if args.device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+        try:
+            import triton
+
+            info["triton"] = triton.__version__
+        except ImportError:
+            pass
+    return info
+
+
+def infer_langs(data_bin: str):
+    """(source, target) of a data-bin's ``train.{src}-{tgt}.{lang}.idx`` files, or (None, None)."""
+    import glob
+    import re
+
+    for path in sorted(glob.glob(os.path.join(data_bin, "train.*-*.*.idx"))):
+        m = re.match(r"train\.([^.-]+)-([^.-]+)\.([^.]+)\.idx$", os.path.basename(path))
+        if m and m.group(3) == m.group(1):
+            return m.group(1), m.group(2)
+    return None, None
 
 
 # ----------------------------------------------------------------------------- memory

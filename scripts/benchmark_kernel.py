@@ -9,11 +9,16 @@ For every (T, B, d, dtype) in the grid, on one device (CUDA if available, else C
 * layers of width d: LRN (projection GEMM + recurrence, ``impl="auto"``), the projection GEMM
   alone, ``nn.LSTM`` and ``nn.GRU`` (cuDNN on GPU).
 
+With ``--output-gate``, every config also gets oLRN rows (``pqr (T, B, 4, d)``, the LRN layer
+with the output gate and its 4-gate projection; LSTM/GRU are not timed again) and a table of
+oLRN's cost over LRN.
+
 Forward times are taken in training mode (autograd recording). Prints markdown tables;
 ``--json`` / ``--plot`` save the numbers / a figure. Needs only torch (+ Triton for fused):
 
     python scripts/benchmark_kernel.py                     # default grid (GPU: about 1 min on an H200)
     python scripts/benchmark_kernel.py --device cpu --quick
+    python scripts/benchmark_kernel.py --quick --output-gate   # oLRN against LRN
 """
 
 import argparse
@@ -30,7 +35,7 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from fairseq_lrn.modules import LRN  # noqa: E402
-from fairseq_lrn.ops import lrn_recurrence, triton_available  # noqa: E402
+from fairseq_lrn.ops import lrn_recurrence, num_gates, triton_available  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_TARGET = (30, 64, 1024, "fp32")  # the CPU metric's config: LRN layer / projection GEMM
@@ -53,6 +58,8 @@ def parse_args():
     parser.add_argument("--skip-reference", action="store_true", help="never time the reference")
     parser.add_argument("--reference-max-T", type=int, default=100,
                         help="time the (slow) reference only up to this T")
+    parser.add_argument("--output-gate", action="store_true",
+                        help="also time oLRN (4 gates) at every config, and print its cost over LRN")
     parser.add_argument("--sweep", action="store_true",
                         help="also time fused fwd+bwd for several (BLOCK, num_warps, STEPS, STAGES) "
                              "at the largest shape")
@@ -139,18 +146,23 @@ def fwd_and_fwd_bwd(timer, forward, inputs, grads):
     return timer(forward), timer(fwd_bwd)
 
 
-def bench_recurrence(timer, T, B, d, dtype, device, impls):
-    """{impl: (fwd ms, fwd+bwd ms)} for the recurrence over random projections."""
-    pqr = torch.randn(T, B, 3, d, device=device, dtype=dtype, requires_grad=True)
+def bench_recurrence(timer, T, B, d, dtype, device, impls, output_gate=False):
+    """{impl: (fwd ms, fwd+bwd ms)} for the recurrence (oLRN's with ``output_gate``) over
+    random projections."""
+    pqr = torch.randn(T, B, num_gates(output_gate), d, device=device, dtype=dtype, requires_grad=True)
     grads = [torch.randn(T, B, d, device=device, dtype=dtype), torch.randn(B, d, device=device, dtype=dtype)]
-    return {impl: fwd_and_fwd_bwd(timer, lambda: lrn_recurrence(pqr, impl=impl), [pqr], grads)
+    return {impl: fwd_and_fwd_bwd(timer, lambda: lrn_recurrence(pqr, impl=impl, output_gate=output_gate),
+                                  [pqr], grads)
             for impl in impls}
 
 
-def bench_layers(timer, T, B, d, dtype, device):
-    """{layer: (fwd ms, fwd+bwd ms)}, input (T, B, d), hidden size d; None where unsupported."""
+def bench_layers(timer, T, B, d, dtype, device, output_gate=False):
+    """{layer: (fwd ms, fwd+bwd ms)}, input (T, B, d), hidden size d; None where unsupported.
+    With ``output_gate``: the oLRN layer and its projection only."""
     x = torch.randn(T, B, d, device=device, dtype=dtype, requires_grad=True)
-    layers = {"LRN": LRN(d, d), "projection": nn.Linear(d, 3 * d), "LSTM": nn.LSTM(d, d), "GRU": nn.GRU(d, d)}
+    layers = {"LRN": LRN(d, d, output_gate=output_gate), "projection": nn.Linear(d, num_gates(output_gate) * d)}
+    if not output_gate:
+        layers.update(LSTM=nn.LSTM(d, d), GRU=nn.GRU(d, d))
     results = {}
     for name, layer in layers.items():
         layer.to(device=device, dtype=dtype)
@@ -167,11 +179,12 @@ def bench_layers(timer, T, B, d, dtype, device):
     return results
 
 
-def fused_gbps(T, B, d, dtype, fwd_ms, fwd_bwd_ms):
+def fused_gbps(T, B, d, dtype, fwd_ms, fwd_bwd_ms, gates=3):
     """{"fwd", "fwd_bwd"}: GB/s of the bytes the fused kernels must move (no mask): forward reads
-    pqr, writes out (+ h_last); backward reads pqr, out (the saved states), dout (+ dlast), writes dpqr."""
+    pqr (``gates`` values per channel: 3, or 4 for oLRN), writes out (+ h_last); backward reads
+    pqr, out (the saved states), dout (+ dlast), writes dpqr."""
     n, size = T * B * d, torch.empty((), dtype=dtype).element_size()
-    fwd_bytes, bwd_bytes = (4 * n + B * d) * size, (8 * n + B * d) * size
+    fwd_bytes, bwd_bytes = ((gates + 1) * n + B * d) * size, ((2 * gates + 2) * n + B * d) * size
     return {"fwd": fwd_bytes / fwd_ms / 1e6, "fwd_bwd": (fwd_bytes + bwd_bytes) / fwd_bwd_ms / 1e6}
 
 
@@ -179,47 +192,71 @@ def ratio(a, b):
     return a / b if a and b else None
 
 
-def run_config(args, timer, copy_gbps, T, B, d, dtype_name):
+def run_config(args, timer, copy_gbps, T, B, d, dtype_name, output_gate=False):
     dtype = DTYPES[dtype_name]
     fused = fused_available(args.device)
     impls = (["fused"] if fused else []) + ["cpu"]
     if not args.skip_reference and T <= args.reference_max_T:
         impls.append("reference")
-    rec = bench_recurrence(timer, T, B, d, dtype, args.device, impls)
-    layers = bench_layers(timer, T, B, d, dtype, args.device)
-    row = {"T": T, "B": B, "d": d, "dtype": dtype_name,
+    rec = bench_recurrence(timer, T, B, d, dtype, args.device, impls, output_gate)
+    layers = bench_layers(timer, T, B, d, dtype, args.device, output_gate)
+    row = {"T": T, "B": B, "d": d, "dtype": dtype_name, "cell": "oLRN" if output_gate else "LRN",
            "recurrence_ms": {k: {"fwd": v[0], "fwd_bwd": v[1]} for k, v in rec.items()},
            "layer_ms": {k: v and {"fwd": v[0], "fwd_bwd": v[1]} for k, v in layers.items()}}
     fast = "fused" if fused else "cpu"
     row["fast_vs_reference_fwd_bwd"] = ratio(rec.get("reference", (0, 0))[1], rec[fast][1])
     if fused:
-        row["fused_gbps"] = gbps = fused_gbps(T, B, d, dtype, *rec["fused"])
+        row["fused_gbps"] = gbps = fused_gbps(T, B, d, dtype, *rec["fused"], gates=num_gates(output_gate))
         row["fused_copy_fraction"] = {k: v / copy_gbps for k, v in gbps.items()}
-    lrn_fb = layers["LRN"] and layers["LRN"][1]
-    row["lstm_over_lrn_fwd_bwd"] = ratio(layers["LSTM"] and layers["LSTM"][1], lrn_fb)
-    row["gru_over_lrn_fwd_bwd"] = ratio(layers["GRU"] and layers["GRU"][1], lrn_fb)
-    row["lrn_over_projection_fwd_bwd"] = ratio(lrn_fb, layers["projection"] and layers["projection"][1])
+
+    def fwd_bwd(name):
+        return layers.get(name) and layers[name][1]
+    lrn_fb = fwd_bwd("LRN")
+    row["lstm_over_lrn_fwd_bwd"] = ratio(fwd_bwd("LSTM"), lrn_fb)
+    row["gru_over_lrn_fwd_bwd"] = ratio(fwd_bwd("GRU"), lrn_fb)
+    row["lrn_over_projection_fwd_bwd"] = ratio(lrn_fb, fwd_bwd("projection"))
     return row
 
 
-def sweep(timer, copy_gbps, T, B, d, dtype_name, device):
-    """Fused fwd and fwd+bwd ms (and fraction of copy bandwidth) for the launch heuristic
-    (config None) and each (BLOCK, num_warps, STEPS, STAGES) in SWEEP_CONFIGS; and the
-    heuristic's picks for the forward and backward kernels."""
-    from fairseq_lrn.ops.triton_lrn import BWD_TILES, FWD_TILES, launch_config, lrn_recurrence_fused
+def olrn_over_lrn(rows):
+    """[(LRN row, oLRN row, {measure: oLRN ms / LRN ms})] for each config timed with both cells;
+    measures: ``<impl> fwd`` / ``<impl> f+b`` of the recurrence, ``layer fwd`` / ``layer f+b``."""
+    lrn = {(r["T"], r["B"], r["d"], r["dtype"]): r for r in rows if r["cell"] == "LRN"}
+    pairs = []
+    for o in rows:
+        base = lrn.get((o["T"], o["B"], o["d"], o["dtype"]))
+        if o["cell"] != "oLRN" or base is None:
+            continue
+        ratios = {f"{impl} {label}": ratio(o["recurrence_ms"][impl][key], ms[key])
+                  for impl, ms in base["recurrence_ms"].items() if impl in o["recurrence_ms"]
+                  for key, label in (("fwd", "fwd"), ("fwd_bwd", "f+b"))}
+        if base["layer_ms"]["LRN"] and o["layer_ms"]["LRN"]:
+            ratios.update({f"layer {label}": ratio(o["layer_ms"]["LRN"][key], base["layer_ms"]["LRN"][key])
+                           for key, label in (("fwd", "fwd"), ("fwd_bwd", "f+b"))})
+        pairs.append((base, o, ratios))
+    return pairs
+
+
+def sweep(timer, copy_gbps, T, B, d, dtype_name, device, output_gate=False):
+    """Fused fwd and fwd+bwd ms (and fraction of copy bandwidth) of LRN (oLRN with
+    ``output_gate``) for the launch heuristic (config None) and each (BLOCK, num_warps, STEPS,
+    STAGES) in SWEEP_CONFIGS; and the heuristic's picks for the forward and backward kernels."""
+    from fairseq_lrn.ops.triton_lrn import chunk_tiles, launch_config, lrn_recurrence_fused
 
     dtype = DTYPES[dtype_name]
-    pqr = torch.randn(T, B, 3, d, device=device, dtype=dtype, requires_grad=True)
+    gates = num_gates(output_gate)
+    pqr = torch.randn(T, B, gates, d, device=device, dtype=dtype, requires_grad=True)
     grads = [torch.randn(T, B, d, device=device, dtype=dtype), torch.randn(B, d, device=device, dtype=dtype)]
     results = []
     for config in [None, *SWEEP_CONFIGS]:
-        fwd, fwd_bwd = fwd_and_fwd_bwd(timer, lambda: lrn_recurrence_fused(pqr, config=config), [pqr], grads)
-        gbps = fused_gbps(T, B, d, dtype, fwd, fwd_bwd)
-        results.append({"T": T, "B": B, "d": d, "dtype": dtype_name, "config": config,
-                        "fwd_ms": fwd, "fwd_bwd_ms": fwd_bwd,
+        fwd, fwd_bwd = fwd_and_fwd_bwd(
+            timer, lambda: lrn_recurrence_fused(pqr, output_gate=output_gate, config=config), [pqr], grads)
+        gbps = fused_gbps(T, B, d, dtype, fwd, fwd_bwd, gates)
+        results.append({"T": T, "B": B, "d": d, "dtype": dtype_name, "cell": "oLRN" if output_gate else "LRN",
+                        "config": config, "fwd_ms": fwd, "fwd_bwd_ms": fwd_bwd,
                         "copy_fraction": {k: v / copy_gbps for k, v in gbps.items()}})
-    default = {"fwd": launch_config(d, B, dtype, device, FWD_TILES),
-               "bwd": launch_config(d, B, dtype, device, BWD_TILES)}
+    default = {kernel: launch_config(d, B, dtype, device, chunk_tiles(kernel == "bwd", output_gate))
+               for kernel in ("fwd", "bwd")}
     return results, default
 
 
@@ -227,6 +264,11 @@ def fmt(x, digits=3):
     if x is None:
         return "-"
     return f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:.0f}"
+
+
+def dtype_label(row):
+    """The dtype column: the dtype, marked for oLRN rows."""
+    return row["dtype"] if row["cell"] == "LRN" else f"{row['dtype']} oLRN"
 
 
 def print_tables(rows, copy_gbps, device):
@@ -242,7 +284,7 @@ def print_tables(rows, copy_gbps, device):
         gbps, frac = r.get("fused_gbps"), r.get("fused_copy_fraction")
         bw = f"{fmt(gbps['fwd'])} / {fmt(gbps['fwd_bwd'])}" if gbps else "-"
         fr = f"{frac['fwd']:.0%} / {frac['fwd_bwd']:.0%}" if frac else "-"
-        print(f"| {r['T']} | {r['B']} | {r['d']} | {r['dtype']} | " + " | ".join(cells)
+        print(f"| {r['T']} | {r['B']} | {r['d']} | {dtype_label(r)} | " + " | ".join(cells)
               + f" | {fmt(r['fast_vs_reference_fwd_bwd'])} | {bw} | {fr} |")
     layers = ["LRN", "projection", "LSTM", "GRU"]
     print("\n### Layers, input and hidden size d (ms: fwd / fwd+bwd)\n")
@@ -251,13 +293,21 @@ def print_tables(rows, copy_gbps, device):
     for r in rows:
         ms = [r["layer_ms"].get(k) for k in layers]
         cells = [f"{fmt(m['fwd'])} / {fmt(m['fwd_bwd'])}" if m else "-" for m in ms]
-        print(f"| {r['T']} | {r['B']} | {r['d']} | {r['dtype']} | " + " | ".join(cells)
+        print(f"| {r['T']} | {r['B']} | {r['d']} | {dtype_label(r)} | " + " | ".join(cells)
               + f" | {fmt(r['lstm_over_lrn_fwd_bwd'])} | {fmt(r['gru_over_lrn_fwd_bwd'])}"
               + f" | {fmt(r['lrn_over_projection_fwd_bwd'])} |")
+    pairs = olrn_over_lrn(rows)
+    if pairs:
+        measures = list(dict.fromkeys(m for _, _, ratios in pairs for m in ratios))
+        print("\n### oLRN over LRN (time ratio)\n")
+        print("| T | B | d | dtype | " + " | ".join(measures) + " |\n|" + "---|" * (4 + len(measures)))
+        for base, _, ratios in pairs:
+            print(f"| {base['T']} | {base['B']} | {base['d']} | {base['dtype']} | "
+                  + " | ".join(fmt(ratios.get(m)) for m in measures) + " |")
     if device.type == "cpu":
         T, B, d, dt = CPU_TARGET
         for r in rows:
-            if (r["T"], r["B"], r["d"], r["dtype"]) == CPU_TARGET:
+            if (r["T"], r["B"], r["d"], r["dtype"]) == CPU_TARGET and r["cell"] == "LRN":
                 print(f"\nCPU target (T={T}, B={B}, d={d}, {dt}): fwd+bwd LRN layer / projection GEMM = "
                       f"{fmt(r['lrn_over_projection_fwd_bwd'])}, "
                       f"LSTM / LRN layer = {fmt(r['lstm_over_lrn_fwd_bwd'])}")
@@ -267,11 +317,11 @@ def print_sweep(results, defaults):
     print("\n### Fused launch configs (BLOCK, num_warps, STEPS, STAGES)\n")
     print("| T | B | d | dtype | config | ms fwd / f+b | of copy fwd / f+b |\n|---|---|---|---|---|---|---|")
     for s in results:
-        picks = defaults[s["dtype"]]
+        picks = defaults[dtype_label(s)]
         config = (f"heuristic: fwd {picks['fwd']}, bwd {picks['bwd']}" if s["config"] is None
                   else ", ".join(map(str, s["config"])))
         frac = s["copy_fraction"]
-        print(f"| {s['T']} | {s['B']} | {s['d']} | {s['dtype']} | {config} "
+        print(f"| {s['T']} | {s['B']} | {s['d']} | {dtype_label(s)} | {config} "
               f"| {fmt(s['fwd_ms'])} / {fmt(s['fwd_bwd_ms'])} | {frac['fwd']:.0%} / {frac['fwd_bwd']:.0%} |")
 
 
@@ -283,11 +333,11 @@ def plot(rows, path):
     except ImportError:
         print(f"matplotlib is not installed: no plot written to {path}", file=sys.stderr)
         return
-    labels = [f"{r['T']}x{r['B']}x{r['d']}\n{r['dtype']}" for r in rows]
+    labels = [f"{r['T']}x{r['B']}x{r['d']}\n{dtype_label(r)}" for r in rows]
     x = range(len(rows))
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8, 0.7 * len(rows)), 8))
     for k, name in enumerate(["LRN", "projection", "LSTM", "GRU"]):
-        ys = [(r["layer_ms"][name] or {}).get("fwd_bwd", math.nan) for r in rows]
+        ys = [(r["layer_ms"].get(name) or {}).get("fwd_bwd", math.nan) for r in rows]
         ax1.bar([i + 0.2 * (k - 1.5) for i in x], ys, width=0.2, label=name)
     ax1.set_yscale("log")
     ax1.set_ylabel("layer fwd+bwd (ms)")
@@ -320,8 +370,10 @@ def main():
         grid.append(CPU_TARGET)
     rows = []
     for config in grid:
-        print("running T={} B={} d={} {}".format(*config), file=sys.stderr, flush=True)
-        rows.append(run_config(args, timer, copy_gbps, *config))
+        for output_gate in ([False, True] if args.output_gate else [False]):
+            print("running T={} B={} d={} {}".format(*config) + (" oLRN" if output_gate else ""),
+                  file=sys.stderr, flush=True)
+            rows.append(run_config(args, timer, copy_gbps, *config, output_gate=output_gate))
     print_tables(rows, copy_gbps, args.device)
 
     report = {"device": torch.cuda.get_device_name(args.device) if args.device.type == "cuda" else "cpu",
@@ -335,8 +387,10 @@ def main():
         results, defaults = [], {}
         T, B, d = max(args.T), max(args.B), max(args.d)
         for dt in args.dtype:
-            res, defaults[dt] = sweep(timer, copy_gbps, T, B, d, dt, args.device)
-            results += res
+            for output_gate in ([False, True] if args.output_gate else [False]):
+                res, picks = sweep(timer, copy_gbps, T, B, d, dt, args.device, output_gate)
+                defaults[dtype_label(res[0])] = picks  # keyed "bf16", "bf16 oLRN", ...
+                results += res
         print_sweep(results, defaults)
         report["sweep"] = {"results": results, "default": defaults}
     if args.json:

@@ -32,6 +32,12 @@ Prints markdown tables; ``--json`` / ``--plot`` save the numbers / a PNG. Exampl
     python scripts/benchmark_models.py --size tiny --repeats 2   # smoke run, < 1 min
     python scripts/benchmark_models.py --quality --budget-seconds 120 --json b.json --plot b.png
     python scripts/benchmark_models.py --profile                 # + torch.profiler of an LRN step
+    python scripts/benchmark_models.py --forced-lengths 30 150   # hypotheses forced to 30 and 150 tokens
+
+``--size transformer-base-256`` (or ``transformer-tiny``) runs ``transformer_lrn`` against fairseq's
+``transformer`` instead (scripts/bench/transformer_lrn.py: systems, targets, report):
+
+    python scripts/benchmark_models.py --size transformer-base-256 --data DATA_BIN --plot tl.png
 """
 
 import argparse
@@ -39,9 +45,7 @@ import datetime
 import importlib.util
 import json
 import os
-import platform
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,6 +58,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_utils as bu  # noqa: E402
+from bench import transformer_lrn as tl  # noqa: E402
+from bench_utils import fmt, fmt_spread, machine_info, paired_ratio, summary  # noqa: E402
 
 ALL_SYSTEMS = ("lrn-fused", "lrn-cpu", "lrn-reference", "lstm", "transformer")
 LRN_IMPL = {"lrn-fused": "fused", "lrn-cpu": "cpu", "lrn-reference": "reference"}
@@ -106,9 +112,12 @@ PRESETS = {
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    add("--size", choices=sorted(PRESETS), default="iwslt", help="model size preset (default: %(default)s)")
-    add("--systems", nargs="+", choices=ALL_SYSTEMS, default=list(ALL_SYSTEMS),
-        help="systems to run (default: all; lrn-fused only where CUDA + Triton are available)")
+    add("--size", choices=sorted(PRESETS) + list(tl.PRESETS), default="iwslt",
+        help="model size preset (default: %(default)s); the transformer-* sizes run the transformer_lrn "
+             "vs transformer benchmark (scripts/bench/transformer_lrn.py)")
+    add("--systems", nargs="+", choices=ALL_SYSTEMS + tl.SYSTEMS, default=None,
+        help="systems to run (default: all of the size's family; lrn-fused only where CUDA + Triton "
+             "are available)")
     add("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     add("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     add("--data", help="a fairseq data-bin to use instead of the generated data (train + test splits)")
@@ -143,7 +152,21 @@ def parse_args(argv=None):
     add("--plot", help="write a PNG here (matplotlib)")
     add("--work-dir", help="data and scratch files (default: a temporary folder)")
     add("--seed", type=int, default=1)
+    add("--forced-lengths", nargs="+", type=int, metavar="L",
+        help="force every hypothesis to exactly L tokens (min_len = max_len = L), one set of generation "
+             "columns per L (default: each batch's longest reference; transformer-* sizes: 30 150)")
+    tl.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.size in tl.PRESETS:
+        tl.finish_args(parser, args)
+        return args
+    if args.sweep_lengths is not None or args.state_length or args.no_wide:
+        parser.error("--sweep-lengths / --state-length / --no-wide need a transformer-* --size")
+    if args.systems is None:
+        args.systems = list(ALL_SYSTEMS)
+    bad = [n for n in args.systems if n not in ALL_SYSTEMS]
+    if bad:
+        parser.error(f"systems {bad} need a transformer-* --size ({', '.join(tl.PRESETS)})")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device")
     if args.data and not os.path.isdir(args.data):
@@ -311,11 +334,6 @@ def build_systems(args, preset, data_bin, share_all, max_tokens, skipped: Dict[s
 
 # ----------------------------------------------------------------------------- measuring
 
-def summary(values: List[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "values": values}
-
-
 def measure(system: bu.System, train_batches, warmup: int, gen_sets) -> dict:
     """One repeat for one system: warm-up + timed updates, then each generation config."""
     system.train_steps(train_batches[:warmup])
@@ -323,10 +341,7 @@ def measure(system: bu.System, train_batches, warmup: int, gen_sets) -> dict:
     seconds = system.train_steps(timed)
     tokens = sum(int(b["ntokens"]) for b in timed)
     out = {"train_tok_s": tokens / sum(seconds), "train_step_s": seconds}
-    for key, beam, _ in GEN_CONFIGS:
-        if key not in gen_sets:
-            continue
-        batches, lengths = gen_sets[key]
+    for key, (batches, lengths, beam, _) in gen_sets.items():
         out[key] = system.time_generation(batches, beam, lengths)
     return out
 
@@ -335,10 +350,9 @@ def warm_up(system: bu.System, train_batches, warmup: int, gen_sets, cuda: bool)
     """Untimed first calls. On CUDA every distinct batch once (Triton compiles kernels per
     class of shapes); on CPU the first training batch(es) and one batch-1 sentence per beam."""
     system.train_steps(train_batches if cuda else train_batches[:max(warmup, 1)])
-    for key, beam, bs in GEN_CONFIGS:
-        if key not in gen_sets or (bs > 1 and not cuda):
+    for batches, lengths, beam, bs in gen_sets.values():
+        if bs > 1 and not cuda:
             continue
-        batches, lengths = gen_sets[key]
         n = len(batches) if cuda else 1
         system.generate(batches[:n], beam, lengths[:n])
 
@@ -496,49 +510,6 @@ def run_quality(args, preset: Preset, work: str, skipped: Dict[str, str]) -> dic
 
 # ----------------------------------------------------------------------------- report
 
-def machine_info(args) -> dict:
-    info = {"platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
-    try:
-        import fairseq
-
-        info["fairseq"] = fairseq.__version__
-    except Exception:  # pragma: no cover
-        pass
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        info["cpu"] = platform.processor()
-    if args.device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["cuda"] = torch.version.cuda
-        try:
-            import triton
-
-            info["triton"] = triton.__version__
-        except ImportError:
-            pass
-    return info
-
-
-def fmt(x: Optional[float], digits: int = 0) -> str:
-    if x is None:
-        return "-"
-    return f"{x:,.{digits}f}"
-
-
-def fmt_spread(s: dict, digits: int = 0) -> str:
-    return f"{fmt(s['median'], digits)} ({fmt(s['min'], digits)}-{fmt(s['max'], digits)})"
-
-
-def paired_ratio(results: Dict[str, List[dict]], a: str, b: str, key: str) -> Optional[dict]:
-    """Per-repeat ratio a/b of ``key`` (both measured in the same repeat), summarised."""
-    if a not in results or b not in results:
-        return None
-    return summary([ra[key] / rb[key] for ra, rb in zip(results[a], results[b])])
-
-
 def primary_lrn(systems: List[str]) -> Optional[str]:
     for name in ("lrn-fused", "lrn-cpu", "lrn-reference"):
         if name in systems:
@@ -584,22 +555,24 @@ def print_report(report: dict) -> None:
           f"{report['machine']['torch_threads']} threads), {cfg['repeats']} interleaved repeats; "
           "median (min-max)\n")
     lstm = systems.get("lstm")
-    header = ("| system | params | train tok/s | x lstm | peak mem MiB | beam5 b1 | beam5 b64 "
-              "| greedy b1 | greedy b64 | BLEU |")
+    gen_keys = cfg["gen_configs"] or [key for key, _, _ in GEN_CONFIGS]
+    header = ("| system | params | train tok/s | x lstm | peak mem MiB | "
+              + " | ".join(k.replace("_", " ") for k in gen_keys) + " | BLEU |")
     print(header)
     print("|" + "---|" + "---:|" * (header.count("|") - 2))
     quality = (report.get("quality") or {}).get("systems", {})
     for name, s in systems.items():
         ratio = report["ratios"].get(f"{name}/lstm", {}).get("train_tok_s") if lstm and name != "lstm" else None
-        gens = " | ".join(fmt_spread(s[key], 1) if key in s else "-" for key, _, _ in GEN_CONFIGS)
+        gens = " | ".join(fmt_spread(s[key], 1) if key in s else "-" for key in gen_keys)
         bleu = quality.get(name, {}).get("bleu")
         print(f"| {name} | {s['params'] / 1e6:.2f}M | {fmt_spread(s['train_tok_s'])} | "
               f"{'-' if ratio is None else f'{ratio:.2f}'} | {fmt(s.get('peak_mem_mib'))} | {gens} | "
               f"{fmt(bleu, 2)} |")
     print("\nGeneration columns: sentences/s through fairseq's SequenceGenerator (greedy = beam 1), "
           f"{cfg['gen_sentences_b1']} random test sentences at batch 1, the {cfg['gen_sentences_b64']} "
-          "of median length at batch 64; every hypothesis is forced to its batch's longest reference "
-          "length, so untrained models do a trained model's decoding work.")
+          "of median length at batch 64; every hypothesis is forced to "
+          + (f"L tokens (columns _L<L>)" if cfg.get("forced_lengths") else "its batch's longest reference length")
+          + ", so untrained models do a trained model's decoding work.")
     print(f"Training: target tokens/s over {cfg['train_steps']} full fairseq updates per repeat "
           f"(max {cfg['max_tokens']} tokens per batch; {cfg['warmup_steps']} warm-up update(s) excluded).")
     if report.get("memory_method"):
@@ -688,6 +661,8 @@ def plot(report: dict, path: str) -> None:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.size in tl.PRESETS:
+        return tl.main(args, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.tf32:
@@ -724,9 +699,13 @@ def main(argv=None) -> dict:
     data_task = first.load_splits()
     train_batches = bu.training_batches(data_task, args.max_tokens, n_batches, seed=args.seed)
     gen_sets = {}
-    for key, _, bs in ([] if args.skip_generation else GEN_CONFIGS):
+    for key, beam, bs in ([] if args.skip_generation else GEN_CONFIGS):
         n = args.gen_sentences_b1 if bs == 1 else args.gen_sentences_b64
-        gen_sets[key] = bu.generation_batches(data_task, n, bs, seed=args.seed)
+        batches, lengths = bu.generation_batches(data_task, n, bs, seed=args.seed)
+        if not args.forced_lengths:
+            gen_sets[key] = (batches, lengths, beam, bs)
+        for L in args.forced_lengths or []:
+            gen_sets[f"{key}_L{L}"] = (batches, [L] * len(batches), beam, bs)
     tokens = [int(b["ntokens"]) for b in train_batches]
     print(f"== systems: " + ", ".join(f"{n} ({s.params / 1e6:.2f}M params)" for n, s in systems.items())
           + "".join(f"; {n} skipped: {why}" for n, why in skipped.items()))
@@ -768,7 +747,7 @@ def main(argv=None) -> dict:
                    "repeats": args.repeats, "train_steps": args.train_steps,
                    "warmup_steps": args.warmup_steps, "max_tokens": args.max_tokens,
                    "gen_sentences_b1": args.gen_sentences_b1, "gen_sentences_b64": args.gen_sentences_b64,
-                   "gen_configs": list(gen_sets), "fp16": args.fp16, "tf32": args.tf32,
+                   "gen_configs": list(gen_sets), "forced_lengths": args.forced_lengths, "fp16": args.fp16, "tf32": args.tf32,
                    "data": data_bin, "synthetic_data": not args.data,
                    "train_batch_target_tokens": tokens},
         "skipped": skipped, "memory_method": method, "systems": {}, "ratios": {},

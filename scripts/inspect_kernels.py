@@ -20,6 +20,7 @@ span of the backward branch; per kernel it reports
     python scripts/inspect_kernels.py                       # heuristic configs, H100/H200 (sm_90)
     python scripts/inspect_kernels.py --gpu a100 --dtype bf16
     python scripts/inspect_kernels.py --config 128 1 4 3 --dtype bf16 --mask with
+    python scripts/inspect_kernels.py --output-gate         # the oLRN kernels (4 gates)
 """
 
 import argparse
@@ -130,11 +131,11 @@ def inspect(compiled) -> LoopReport:
 
 
 def kernel_args(direction: str, T: int, B: int, d: int, dtype: torch.dtype, mask: bool,
-                bidirectional: bool = False) -> Tuple:
+                bidirectional: bool = False, output_gate: bool = False) -> Tuple:
     """Positional arguments of ``_lrn_fwd_kernel`` / ``_lrn_bwd_kernel`` (CPU tensors: only
     their dtypes, alignment and strides matter), as LRNRecurrenceFused passes them."""
     D = 2 * d if bidirectional else d
-    pqr = torch.empty(T, B, 3, D, dtype=dtype)
+    pqr = torch.empty(T, B, 4 if output_gate else 3, D, dtype=dtype)
     seq, state = torch.empty(T, B, D, dtype=dtype), torch.empty(B, D, dtype=dtype)
     pad = torch.empty(T, B, dtype=torch.int32) if mask else None
     h0 = torch.empty(B, D, dtype=dtype)
@@ -147,19 +148,21 @@ def kernel_args(direction: str, T: int, B: int, d: int, dtype: torch.dtype, mask
 
 def report(direction: str, T: int, B: int, d: int, dtype_name: str, mask: bool,
            config: Optional[Tuple[int, int, int, int]] = None, tanh: bool = False,
-           bidirectional: bool = False, gpu: str = "h100") -> Tuple[Tuple[int, int, int, int], LoopReport]:
-    """(config, LoopReport) of one kernel at one shape, compiled for ``gpu`` (a key of GPUS);
-    config defaults to the launch heuristic for that GPU."""
+           bidirectional: bool = False, gpu: str = "h100", output_gate: bool = False
+           ) -> Tuple[Tuple[int, int, int, int], LoopReport]:
+    """(config, LoopReport) of one kernel (of oLRN with ``output_gate``) at one shape, compiled
+    for ``gpu`` (a key of GPUS); config defaults to the launch heuristic for that GPU."""
     from fairseq_lrn.ops import triton_lrn
 
     dtype = DTYPES[dtype_name]
-    tiles = triton_lrn.FWD_TILES if direction == "fwd" else triton_lrn.BWD_TILES
+    tiles = triton_lrn.chunk_tiles(backward=direction == "bwd", output_gate=output_gate)
     rows = B * (2 if bidirectional else 1)
     arch, limits = GPUS[gpu]
     config = config or triton_lrn.choose_config(d, rows, dtype.itemsize, tiles, *limits)
     kernel = triton_lrn._lrn_fwd_kernel if direction == "fwd" else triton_lrn._lrn_bwd_kernel
-    args = kernel_args(direction, T, B, d, dtype, mask, bidirectional)
-    flags = triton_lrn._kernel_flags(config, args[0], d, HAS_H0=True, HAS_MASK=mask, TANH=tanh)
+    args = kernel_args(direction, T, B, d, dtype, mask, bidirectional, output_gate)
+    flags = triton_lrn._kernel_flags(config, args[0], d, HAS_H0=True, HAS_MASK=mask, TANH=tanh,
+                                     OUTPUT_GATE=output_gate)
     return config, inspect(compile_kernel(kernel, args, arch, **flags))
 
 
@@ -170,6 +173,8 @@ def main():
     parser.add_argument("--d", type=int, default=1024)
     parser.add_argument("--dtype", nargs="+", choices=sorted(DTYPES), default=["fp32", "bf16"])
     parser.add_argument("--bidirectional", action="store_true", help="2 directions of d channels")
+    parser.add_argument("--output-gate", action="store_true",
+                        help="the oLRN kernels (4 gates: p, q, r and the output gate's s)")
     parser.add_argument("--mask", choices=["without", "with", "both"], default="without",
                         help="the kernels without a padding mask, with one, or both variants")
     parser.add_argument("--gpu", choices=list(GPUS), default="h100",
@@ -183,7 +188,8 @@ def main():
 
     masks = {"without": [False], "with": [True], "both": [False, True]}[args.mask]
     arch, (sms, smem, _) = GPUS[args.gpu]
-    print(f"{args.gpu}: sm_{arch}, {sms} SMs, {smem // 1024} KB shared memory per SM; T={args.T} B={args.B} "
+    print(f"{args.gpu}: sm_{arch}, {sms} SMs, {smem // 1024} KB shared memory per SM; "
+          f"{'oLRN' if args.output_gate else 'LRN'} T={args.T} B={args.B} "
           f"d={args.d}{' x 2 directions' if args.bidirectional else ''}\n")
     print("| kernel | dtype | mask | config | regs | spill B | smem B | sync loads | async copies "
           "| waits | steps in flight | shuffles | instr/step |\n" + "|---" * 13 + "|")
@@ -193,9 +199,11 @@ def main():
             for direction in ("fwd", "bwd"):
                 config, r = report(direction, args.T, args.B, args.d, dtype_name, mask,
                                    tuple(args.config) if args.config else None,
-                                   bidirectional=args.bidirectional, gpu=args.gpu)
+                                   bidirectional=args.bidirectional, gpu=args.gpu,
+                                   output_gate=args.output_gate)
                 in_flight = r.steps_in_flight(config[2])
                 rows.append({"kernel": direction, "dtype": dtype_name, "mask": mask, "gpu": args.gpu,
+                             "output_gate": args.output_gate,
                              "config": config, **asdict(r), "steps_in_flight": in_flight,
                              "hidden_steps_model": triton_lrn.hidden_steps(*config[2:])})
                 print(f"| {direction} | {dtype_name} | {'yes' if mask else 'no'} "

@@ -127,6 +127,10 @@ class LRNModel(FairseqEncoderDecoderModel):
         add("--lrn-impl", choices=IMPLS,
             help="recurrence implementation: auto (fused Triton kernel on CUDA, else the fast CPU "
                  "path), fused, cpu or reference")
+        add("--lrn-output-gate", action="store_true",
+            help="oLRN (the authors' best MT unit): every encoder and decoder LRN gets a 4th "
+                 "gate s in its projection (a third more projection weights) and outputs "
+                 "h = sigmoid(s - c) * c, c the LRN cell")
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         """fairseq's load, refusing weights trained with dictionaries of another size with a
@@ -167,7 +171,8 @@ class LRNModel(FairseqEncoderDecoderModel):
         encoder = LRNEncoder(
             src_dict, encoder_embed, args.encoder_hidden_size, args.encoder_layers,
             args.encoder_bidirectional, args.encoder_dropout_in, args.encoder_dropout_out,
-            args.lrn_activation, args.layer_norm, args.lrn_impl, args.max_source_positions)
+            args.lrn_activation, args.layer_norm, args.lrn_impl, args.max_source_positions,
+            output_gate=args.lrn_output_gate)
         decoder = LRNDecoder(
             tgt_dict, decoder_embed, args.decoder_hidden_size, args.decoder_out_embed_dim,
             args.decoder_layers, encoder.output_size, encoder.final_state_size,
@@ -175,7 +180,7 @@ class LRNModel(FairseqEncoderDecoderModel):
             args.decoder_input_feeding, args.decoder_dropout_in, args.decoder_dropout_out,
             args.lrn_activation, args.layer_norm, args.lrn_impl,
             args.share_decoder_input_output_embed or args.share_all_embeddings,
-            args.max_target_positions)
+            args.max_target_positions, output_gate=args.lrn_output_gate)
         return cls(encoder, decoder)
 
 
@@ -209,6 +214,7 @@ def base_architecture(args):
     args.lrn_activation = getattr(args, "lrn_activation", "identity")
     args.layer_norm = getattr(args, "layer_norm", True)
     args.lrn_impl = getattr(args, "lrn_impl", "auto")
+    args.lrn_output_gate = getattr(args, "lrn_output_gate", False)
     args.max_source_positions = getattr(args, "max_source_positions", DEFAULT_MAX_POSITIONS)
     args.max_target_positions = getattr(args, "max_target_positions", DEFAULT_MAX_POSITIONS)
 

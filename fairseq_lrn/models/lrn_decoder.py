@@ -26,6 +26,7 @@ CACHE_KEY = "lrn_cache"
 class LRNDecoder(FairseqIncrementalDecoder):
     """Returns ``(logits (B, T, V), attention (B, T, S))``; see the module docstring.
 
+    With ``output_gate`` every LRN (the lower cell and each block's) is an oLRN.
     The incremental cache holds ``states (L+1, B, H)`` (lower cell, then one per block),
     ``keys`` (the projected encoder states) and, with input feeding, ``context (B, K)``.
     """
@@ -34,7 +35,7 @@ class LRNDecoder(FairseqIncrementalDecoder):
                  num_layers: int, encoder_output_size: int, encoder_state_size: int,
                  attention_type: str, attention_dim: int, attention_heads: int, input_feeding: bool,
                  dropout_in: float, dropout_out: float, activation: str, layer_norm: bool, impl: str,
-                 share_input_output_embed: bool, max_target_positions: int):
+                 share_input_output_embed: bool, max_target_positions: int, output_gate: bool = False):
         super().__init__(dictionary)
         embed_dim = embed_tokens.embedding_dim
         K, H = encoder_output_size, hidden_size
@@ -45,11 +46,11 @@ class LRNDecoder(FairseqIncrementalDecoder):
         self.max_target_positions = max_target_positions
 
         self.lower = LRNLayer(embed_dim + (K if input_feeding else 0), H, activation=activation,
-                              layer_norm=layer_norm, impl=impl)
+                              layer_norm=layer_norm, impl=impl, output_gate=output_gate)
         self.attention = Attention(H, K, attention_dim, attention_type, attention_heads)
         self.blocks = nn.ModuleList(
             LRNBlock(K if k == 0 else H + K, H, H, dropout=dropout_out, activation=activation,
-                     layer_norm=layer_norm, impl=impl)
+                     layer_norm=layer_norm, impl=impl, output_gate=output_gate)
             for k in range(num_layers))
         self.init_state = nn.Linear(encoder_state_size, (num_layers + 1) * H)
         self.out_proj = nn.Linear(H + K, out_embed_dim)

@@ -13,7 +13,8 @@ EncoderOut = Dict[str, Optional[Tensor]]
 
 class LRNEncoder(FairseqEncoder):
     """Each layer is an :class:`LRNBlock` (LRN -> linear -> dropout -> residual when the
-    sizes match -> optional LayerNorm). Only the first layer may be bidirectional.
+    sizes match -> optional LayerNorm). Only the first layer may be bidirectional. With
+    ``output_gate`` every layer is an oLRN.
 
     Returns a dict: ``encoder_out (S, B, hidden)``, ``final_state (B, D_top)`` (the top LRN's
     state after the last real token; both directions when it is bidirectional) and
@@ -22,7 +23,7 @@ class LRNEncoder(FairseqEncoder):
 
     def __init__(self, dictionary, embed_tokens: nn.Embedding, hidden_size: int, num_layers: int,
                  bidirectional: bool, dropout_in: float, dropout_out: float, activation: str,
-                 layer_norm: bool, impl: str, max_source_positions: int):
+                 layer_norm: bool, impl: str, max_source_positions: int, output_gate: bool = False):
         super().__init__(dictionary)
         self.embed_tokens = embed_tokens
         self.padding_idx = embed_tokens.padding_idx
@@ -32,7 +33,7 @@ class LRNEncoder(FairseqEncoder):
         self.layers = nn.ModuleList(
             LRNBlock(embed_dim if k == 0 else hidden_size, hidden_size, hidden_size,
                      bidirectional=bidirectional and k == 0, dropout=dropout_out,
-                     activation=activation, layer_norm=layer_norm, impl=impl)
+                     activation=activation, layer_norm=layer_norm, impl=impl, output_gate=output_gate)
             for k in range(num_layers))
         self.output_size = hidden_size
         self.final_state_size = self.layers[-1].lrn.output_size

@@ -2,5 +2,6 @@
 
 from .attention import ATTENTION_TYPES, Attention
 from .lrn import LRN, LRNBlock, LRNLayer
+from .transformer_lrn_layer import TransformerLRNDecoderLayer
 
-__all__ = ["ATTENTION_TYPES", "Attention", "LRN", "LRNBlock", "LRNLayer"]
+__all__ = ["ATTENTION_TYPES", "Attention", "LRN", "LRNBlock", "LRNLayer", "TransformerLRNDecoderLayer"]

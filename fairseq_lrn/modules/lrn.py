@@ -11,18 +11,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops import ACTIVATIONS, IMPLS, lrn_cell, lrn_recurrence
+from ..ops import ACTIVATIONS, IMPLS, lrn_cell, lrn_recurrence, num_gates
 
 
 class LRNLayer(nn.Module):
     """One LRN layer: ``pqr = x W + b`` (optionally layer-normalised per gate before the
-    bias), then the recurrence.
+    bias), then the recurrence. With ``output_gate`` it is an oLRN layer: the projection has a
+    fourth gate s and ``h = sigmoid(s - c) * c`` (c the LRN cell; see :mod:`fairseq_lrn.ops`).
 
     input ``(T, B, input_size)`` -> output ``(T, B, D)`` with ``D = ndir * hidden_size``.
     """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False,
-                 activation: str = "identity", layer_norm: bool = False, impl: str = "auto"):
+                 activation: str = "identity", layer_norm: bool = False, impl: str = "auto",
+                 output_gate: bool = False):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
@@ -30,13 +32,16 @@ class LRNLayer(nn.Module):
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         self.input_size, self.hidden_size = input_size, hidden_size
         self.bidirectional, self.activation, self.impl = bidirectional, activation, impl
+        self.output_gate = bool(output_gate)
+        self.num_gates = num_gates(self.output_gate)
         self.num_directions = 2 if bidirectional else 1
         self.output_size = self.num_directions * hidden_size
         # Output features are laid out (gate, direction, channel).
-        self.proj = nn.Linear(input_size, 3 * self.output_size, bias=not layer_norm)
+        self.proj = nn.Linear(input_size, self.num_gates * self.output_size, bias=not layer_norm)
         if layer_norm:  # the norm's shift plays the role of the bias b
-            self.norm_weight = nn.Parameter(torch.ones(3, self.num_directions, hidden_size))
-            self.norm_bias = nn.Parameter(torch.zeros(3, self.num_directions, hidden_size))
+            norm_shape = (self.num_gates, self.num_directions, hidden_size)
+            self.norm_weight = nn.Parameter(torch.ones(norm_shape))
+            self.norm_bias = nn.Parameter(torch.zeros(norm_shape))
         else:
             self.register_parameter("norm_weight", None)
             self.register_parameter("norm_bias", None)
@@ -49,11 +54,11 @@ class LRNLayer(nn.Module):
             nn.init.zeros_(self.proj.bias)
 
     def project(self, x: Tensor) -> Tensor:
-        """``x (..., input_size)`` -> ``pqr (..., 3, D)``."""
+        """``x (..., input_size)`` -> ``pqr (..., G, D)``, G = 3 gates (4 with the output gate)."""
         y = self.proj(x)
         if self.norm_weight is None:
-            return y.unflatten(-1, (3, self.output_size))
-        y = y.unflatten(-1, (3, self.num_directions, self.hidden_size))
+            return y.unflatten(-1, (self.num_gates, self.output_size))
+        y = y.unflatten(-1, (self.num_gates, self.num_directions, self.hidden_size))
         y = torch.addcmul(self.norm_bias, F.layer_norm(y, (self.hidden_size,)), self.norm_weight)
         return y.flatten(-2)
 
@@ -66,24 +71,27 @@ class LRNLayer(nn.Module):
             h = self.step(x[0], h0)
             return h.unsqueeze(0), h
         pqr = self.project(x)
-        return lrn_recurrence(pqr, h0, padding_mask, self.activation, self.bidirectional, self.impl)
+        return lrn_recurrence(pqr, h0, padding_mask, self.activation, self.bidirectional, self.impl,
+                              output_gate=self.output_gate)
 
     def step(self, x: Tensor, h_prev: Tensor) -> Tensor:
         """One step of a unidirectional layer: x ``(B, input_size)``, h_prev ``(B, D)`` -> h ``(B, D)``."""
         if self.bidirectional:
             raise RuntimeError("step() needs a unidirectional layer: a backward direction "
                                "cannot be run one step at a time")
-        p, q, r = self.project(x).unbind(-2)
-        return lrn_cell(p, q, r, h_prev, self.activation)
+        p, q, r, *s = self.project(x).unbind(-2)  # s: the output gate's, for oLRN
+        return lrn_cell(p, q, r, h_prev, self.activation, *s)
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, bidirectional={self.bidirectional}, "
-                f"activation={self.activation}, layer_norm={self.norm_weight is not None}, impl={self.impl}")
+                f"activation={self.activation}, layer_norm={self.norm_weight is not None}, impl={self.impl}, "
+                f"output_gate={self.output_gate}")
 
 
 class LRN(nn.Module):
     """Stacked LRN, like ``nn.LSTM(input_size, hidden_size, num_layers, dropout=, bidirectional=)``
-    (time-major). Dropout is applied between layers, not after the last one.
+    (time-major); oLRN layers with ``output_gate``. Dropout is applied between layers, not after
+    the last one.
 
     forward: x ``(T, B, input_size)``, h0 ``(L, B, D)``, padding_mask ``(T, B)`` ->
     ``out (T, B, D)``, ``h_n (L, B, D)``, where ``D = ndir * hidden_size``.
@@ -91,14 +99,14 @@ class LRN(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, activation: str = "identity",
-                 layer_norm: bool = False, impl: str = "auto"):
+                 layer_norm: bool = False, impl: str = "auto", output_gate: bool = False):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         ndir = 2 if bidirectional else 1
         self.layers = nn.ModuleList(
             LRNLayer(input_size if k == 0 else ndir * hidden_size, hidden_size, bidirectional,
-                     activation, layer_norm, impl)
+                     activation, layer_norm, impl, output_gate=output_gate)
             for k in range(num_layers))
         self.dropout = nn.Dropout(dropout)
         self.output_size = ndir * hidden_size
@@ -125,8 +133,8 @@ class LRN(nn.Module):
 
 
 class LRNBlock(nn.Module):
-    """The authors' MT layer: LRN -> linear (D -> output_size) -> dropout -> + residual ->
-    optional LayerNorm.
+    """The authors' MT layer: LRN (oLRN with ``output_gate``) -> linear (D -> output_size) ->
+    dropout -> + residual -> optional LayerNorm.
 
     forward: x ``(T, B, input_size)``, residual ``(T, B, output_size)`` or None, h0 ``(B, D)``,
     padding_mask ``(T, B)`` -> ``y (T, B, output_size)``, ``h_last (B, D)``.
@@ -134,9 +142,10 @@ class LRNBlock(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int,
                  bidirectional: bool = False, dropout: float = 0.0, activation: str = "identity",
-                 layer_norm: bool = False, impl: str = "auto"):
+                 layer_norm: bool = False, impl: str = "auto", output_gate: bool = False):
         super().__init__()
-        self.lrn = LRNLayer(input_size, hidden_size, bidirectional, activation, layer_norm, impl)
+        self.lrn = LRNLayer(input_size, hidden_size, bidirectional, activation, layer_norm, impl,
+                            output_gate=output_gate)
         self.out_proj = nn.Linear(self.lrn.output_size, output_size)
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(output_size) if layer_norm else None

@@ -1,6 +1,7 @@
 """The LRN recurrence and nothing else: tensors in, tensors out.
 
-:func:`lrn_recurrence` is the one entry point; it picks an implementation:
+:func:`lrn_recurrence` is the one entry point, for LRN and (``output_gate=True``) oLRN;
+it picks an implementation:
 
 * ``fused``: Triton kernels (forward + backward), for CUDA tensors; on CPU tensors only
   under ``TRITON_INTERPRET=1`` (slow, for tests).
@@ -20,12 +21,12 @@ from typing import Optional, Tuple
 from torch import Tensor
 
 from .cpu_lrn import lrn_recurrence_cpu
-from .reference import ACTIVATIONS, lrn_cell, lrn_recurrence_reference
+from .reference import ACTIVATIONS, lrn_cell, lrn_recurrence_reference, num_gates
 
 IMPLS = ("auto", "fused", "cpu", "reference")
 
 __all__ = ["ACTIVATIONS", "IMPLS", "lrn_cell", "lrn_recurrence", "lrn_recurrence_cpu",
-           "lrn_recurrence_reference", "resolve_impl", "triton_available"]
+           "lrn_recurrence_reference", "num_gates", "resolve_impl", "triton_available"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -54,10 +55,11 @@ def resolve_impl(impl: str, tensor: Tensor) -> str:
 
 def lrn_recurrence(pqr: Tensor, h0: Optional[Tensor] = None, mask: Optional[Tensor] = None,
                    activation: str = "identity", bidirectional: bool = False,
-                   impl: str = "auto") -> Tuple[Tensor, Tensor]:
-    """LRN recurrence over precomputed projections.
+                   impl: str = "auto", output_gate: bool = False) -> Tuple[Tensor, Tensor]:
+    """LRN recurrence over precomputed projections; oLRN with ``output_gate``.
 
-    pqr ``(T, B, 3, D)`` = ``[p; q; r]`` per step, h0 ``(B, D)`` or None, mask ``(T, B)`` bool
+    pqr ``(T, B, 3, D)`` = ``[p; q; r]`` per step (``(T, B, 4, D)`` = ``[p; q; r; s]`` with
+    ``output_gate``: ``h = sigmoid(s - c) * c``, c the LRN cell), h0 ``(B, D)`` or None, mask ``(T, B)`` bool
     (True = padding) or None. Returns ``out (T, B, D)`` (zero at padded steps) and
     ``h_last (B, D)``, in pqr's dtype whatever the implementation: an h0 of another dtype (an
     fp32 state next to half-precision projections under autocast / ``--amp``) is cast to it.
@@ -69,7 +71,7 @@ def lrn_recurrence(pqr: Tensor, h0: Optional[Tensor] = None, mask: Optional[Tens
     if impl == "fused":
         from .triton_lrn import lrn_recurrence_fused
 
-        return lrn_recurrence_fused(pqr, h0, mask, activation, bidirectional)
+        return lrn_recurrence_fused(pqr, h0, mask, activation, bidirectional, output_gate)
     if impl == "cpu":
-        return lrn_recurrence_cpu(pqr, h0, mask, activation, bidirectional)
-    return lrn_recurrence_reference(pqr, h0, mask, activation, bidirectional)
+        return lrn_recurrence_cpu(pqr, h0, mask, activation, bidirectional, output_gate)
+    return lrn_recurrence_reference(pqr, h0, mask, activation, bidirectional, output_gate)

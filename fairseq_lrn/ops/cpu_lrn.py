@@ -11,6 +11,12 @@ gates from the saved states instead of storing them. Per step, with ``a = i*r + 
     dq      = da * h_prev * f (1 - f)
     dh_prev = da * f + dp - dq
 
+oLRN (``output_gate``) recomputes ``c = g(a)`` and ``o = sigmoid(s - c)`` (the saved states are
+``h = o * c``) and first takes the output gate back::
+
+    ds      = dh_t * c * o (1 - o)
+    dc      = dh_t * o - ds                    (then da = dc * g'(a))
+
 Same conventions as :mod:`fairseq_lrn.ops.reference`.
 """
 
@@ -35,18 +41,25 @@ def _directions(T: int, D: int, bidirectional: bool) -> List[Tuple[slice, range]
 
 def _forward_direction(pqr: Tensor, h: Tensor, pad: Optional[Tensor], tanh: bool,
                        steps: range, states: Tensor, out: Tensor) -> None:
-    """Walk ``steps`` of pqr ``(T, B, 3, d)`` from h ``(B, d)``; fill states (carried through
-    padding) and out (zero at padding), both ``(T, B, d)``. pad: ``(T, B, 1)`` bool or None."""
+    """Walk ``steps`` of pqr ``(T, B, 3 or 4, d)`` (4: oLRN) from h ``(B, d)``; fill states
+    (carried through padding) and out (zero at padding), both ``(T, B, d)``.
+    pad: ``(T, B, 1)`` bool or None."""
+    output_gate = pqr.size(2) == 4
     i = torch.empty_like(h)
     f = torch.empty_like(h)
     scratch = None if pad is None else torch.empty_like(h)
+    c = torch.empty_like(h) if output_gate else None
+    o = torch.empty_like(h) if output_gate else None
     for t in steps:
-        p, q, r = pqr[t].unbind(1)
+        p, q, r, *s = pqr[t].unbind(1)
         torch.add(p, h, out=i).sigmoid_()
         torch.sub(q, h, out=f).sigmoid_()
-        h_new = torch.mul(i, r, out=states[t] if pad is None else scratch).addcmul_(f, h)
+        target = states[t] if pad is None else scratch
+        h_new = torch.mul(i, r, out=c if output_gate else target).addcmul_(f, h)
         if tanh:
             h_new.tanh_()
+        if output_gate:  # h = sigmoid(s - c) * c
+            h_new = torch.mul(torch.sub(s[0], c, out=o).sigmoid_(), c, out=target)
         if pad is None:
             h = h_new
         else:  # padded step: carry h, output zero
@@ -57,23 +70,36 @@ def _forward_direction(pqr: Tensor, h: Tensor, pad: Optional[Tensor], tanh: bool
 def _backward_direction(pqr: Tensor, h0: Tensor, states: Tensor, keep: Optional[Tensor],
                         tanh: bool, steps: range, grad_out: Optional[Tensor], dh: Tensor,
                         grad_pqr: Tensor) -> Tensor:
-    """Reverse of :func:`_forward_direction`: fills grad_pqr ``(T, B, 3, d)``, returns grad of h0.
-    keep ``(T, B, 1)`` is 1.0 at real steps and 0.0 at padded ones (or None)."""
+    """Reverse of :func:`_forward_direction`: fills grad_pqr ``(T, B, 3 or 4, d)``, returns grad
+    of h0. keep ``(T, B, 1)`` is 1.0 at real steps and 0.0 at padded ones (or None)."""
+    output_gate = pqr.size(2) == 4
     i = torch.empty_like(dh)
     f = torch.empty_like(dh)
     tmp = torch.empty_like(dh)
+    c, o, dc = (torch.empty_like(dh) for _ in range(3)) if output_gate else (None, None, None)
     dh = dh.clone()  # updated in place below
     order = list(steps)
     for n in range(len(order) - 1, -1, -1):
         t = order[n]
         h_prev = states[order[n - 1]] if n else h0
-        p, q, r = pqr[t].unbind(1)
-        dp, dq, dr = grad_pqr[t].unbind(1)
+        p, q, r, *s = pqr[t].unbind(1)
+        dp, dq, dr, *ds = grad_pqr[t].unbind(1)
         torch.add(p, h_prev, out=i).sigmoid_()
         torch.sub(q, h_prev, out=f).sigmoid_()
         if grad_out is not None:
             dh.add_(grad_out[t]) if keep is None else dh.addcmul_(grad_out[t], keep[t])
-        da = tanh_backward(dh, states[t]) if tanh else dh
+        if output_gate:  # recompute c = g(a) and o; dc = dh * o - ds
+            torch.mul(i, r, out=c).addcmul_(f, h_prev)
+            if tanh:
+                c.tanh_()
+            torch.sub(s[0], c, out=o).sigmoid_()
+            sigmoid_backward(torch.mul(dh, c, out=tmp), o, grad_input=ds[0])
+            if keep is not None:
+                ds[0].mul_(keep[t])
+            torch.mul(dh, o, out=dc).sub_(ds[0])  # (at padded steps masked by keep below)
+            da = tanh_backward(dc, c) if tanh else dc
+        else:
+            da = tanh_backward(dh, states[t]) if tanh else dh
         if keep is not None:
             carried = dh * (1 - keep[t])
             da = da * keep[t]
@@ -83,15 +109,16 @@ def _backward_direction(pqr: Tensor, h0: Tensor, states: Tensor, keep: Optional[
         # dh_prev = da * f + dp - dq (+ the gradient carried through a padded step)
         if keep is not None:
             dh = carried.add_(dp).sub_(dq).addcmul_(da, f)
-        elif tanh:
+        elif da is not dh:
             dh = torch.sub(dp, dq, out=dh).addcmul_(da, f)
-        else:  # da is dh itself
+        else:  # LRN with identity g: da is dh itself
             dh.mul_(f).add_(dp).sub_(dq)
     return dh
 
 
 class LRNRecurrenceCPU(torch.autograd.Function):
-    """autograd.Function for the LRN recurrence; see :func:`lrn_recurrence_cpu`."""
+    """autograd.Function for the LRN (and oLRN) recurrence; see :func:`lrn_recurrence_cpu`.
+    Whether the output gate is used follows from pqr's gate count (checked by the caller)."""
 
     @staticmethod
     def forward(ctx, pqr: Tensor, h0: Optional[Tensor], mask: Optional[Tensor],
@@ -132,9 +159,10 @@ class LRNRecurrenceCPU(torch.autograd.Function):
 
 
 def lrn_recurrence_cpu(pqr: Tensor, h0: Optional[Tensor] = None, mask: Optional[Tensor] = None,
-                       activation: str = "identity", bidirectional: bool = False
-                       ) -> Tuple[Tensor, Tensor]:
-    """LRN recurrence with a hand-written backward. pqr ``(T, B, 3, D)``, h0 ``(B, D)``,
-    mask ``(T, B)`` bool; returns ``out (T, B, D)`` and ``h_last (B, D)``."""
-    check_recurrence_args(pqr, h0, mask, activation, bidirectional)
+                       activation: str = "identity", bidirectional: bool = False,
+                       output_gate: bool = False) -> Tuple[Tensor, Tensor]:
+    """LRN (oLRN with ``output_gate``) recurrence with a hand-written backward.
+    pqr ``(T, B, 3, D)`` (``(T, B, 4, D)`` with ``output_gate``), h0 ``(B, D)``, mask ``(T, B)``
+    bool; returns ``out (T, B, D)`` and ``h_last (B, D)``."""
+    check_recurrence_args(pqr, h0, mask, activation, bidirectional, output_gate)
     return LRNRecurrenceCPU.apply(pqr, h0, mask, activation, bidirectional)

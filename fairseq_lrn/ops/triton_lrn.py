@@ -11,6 +11,9 @@ freed buffer, so a copy has (STAGES-2)*STEPS steps of math to arrive: STAGES=2 h
 prefetched registers waits for the load, as the SASS shows.)
 Forward saves its inputs and the state sequence (the output itself when there is no mask);
 backward walks time in reverse, recomputing the gates.
+oLRN is the same kernels with the constexpr OUTPUT_GATE: a chunk loads the s tile with p, q, r
+(one more pipelined copy), the step applies ``h = sigmoid(s - c) * c`` and backward recomputes
+c and the output gate.
 No atomics: every gradient element is written once, so results are deterministic.
 
 Same conventions as :mod:`fairseq_lrn.ops.reference`. Runs on CUDA tensors, or on CPU tensors
@@ -97,12 +100,16 @@ def _load_rows(ptr, t, s_t, col_off, live, cmask, ALIGN: tl.constexpr):
 
 
 @triton.jit
-def _load_pqr(pqr, t, s_t, s_g, pqr_off, live, cmask, ALIGN: tl.constexpr):
-    """p, q, r tiles at times t (see :func:`_load_rows`)."""
+def _load_pqr(pqr, t, s_t, s_g, pqr_off, live, cmask, OUTPUT_GATE: tl.constexpr, ALIGN: tl.constexpr):
+    """p, q, r and s tiles at times t (see :func:`_load_rows`); without OUTPUT_GATE, s is p
+    (and unused)."""
     p = _load_rows(pqr, t, s_t, pqr_off, live, cmask, ALIGN)
     q = _load_rows(pqr, t, s_t, pqr_off + s_g, live, cmask, ALIGN)
     r = _load_rows(pqr, t, s_t, pqr_off + 2 * s_g, live, cmask, ALIGN)
-    return p, q, r
+    s = p
+    if OUTPUT_GATE:
+        s = _load_rows(pqr, t, s_t, pqr_off + 3 * s_g, live, cmask, ALIGN)
+    return p, q, r, s
 
 
 @triton.jit
@@ -128,25 +135,38 @@ def _flag(flags, k: tl.constexpr):
 
 
 @triton.jit
-def _load_fwd_chunk(pqr, pad_mask, t_first, step, n, T, B, b, s_t, s_g, pqr_off, cmask,
-                    HAS_MASK: tl.constexpr, STEPS: tl.constexpr, ALIGN: tl.constexpr):
-    """p, q, r tiles (stored dtype) and padding flags of the forward's chunk n."""
-    t, live = _chunk_times(t_first, step, n, T, STEPS)
-    p, q, r = _load_pqr(pqr, t, s_t, s_g, pqr_off, live, cmask, ALIGN)
-    return p, q, r, _load_pads(pad_mask, t, live, B, b, HAS_MASK)
+def _cell(p, q, r, s, h_prev, TANH: tl.constexpr, OUTPUT_GATE: tl.constexpr):
+    """One step, fp32 ``(BLOCK,)`` vectors: gates i, f, the LRN cell c and the new state h
+    (``sigmoid(s - c) * c`` with OUTPUT_GATE, else c)."""
+    i = _sigmoid(p + h_prev)
+    f = _sigmoid(q - h_prev)
+    c = _activation(i * r + f * h_prev, TANH)
+    h = c
+    if OUTPUT_GATE:
+        h = _sigmoid(s - c) * c
+    return i, f, c, h
 
 
 @triton.jit
-def _fwd_chunk(h, P, Q, R, PAD, n, t_first, step, T, BD, row, cmask, out, states,
-               HAS_MASK: tl.constexpr, TANH: tl.constexpr, STEPS: tl.constexpr, ALIGN: tl.constexpr):
+def _load_fwd_chunk(pqr, pad_mask, t_first, step, n, T, B, b, s_t, s_g, pqr_off, cmask,
+                    HAS_MASK: tl.constexpr, OUTPUT_GATE: tl.constexpr, STEPS: tl.constexpr,
+                    ALIGN: tl.constexpr):
+    """p, q, r, s tiles (stored dtype) and padding flags of the forward's chunk n."""
+    t, live = _chunk_times(t_first, step, n, T, STEPS)
+    p, q, r, s = _load_pqr(pqr, t, s_t, s_g, pqr_off, live, cmask, OUTPUT_GATE, ALIGN)
+    return p, q, r, s, _load_pads(pad_mask, t, live, B, b, HAS_MASK)
+
+
+@triton.jit
+def _fwd_chunk(h, P, Q, R, S, PAD, n, t_first, step, T, BD, row, cmask, out, states,
+               HAS_MASK: tl.constexpr, TANH: tl.constexpr, OUTPUT_GATE: tl.constexpr,
+               STEPS: tl.constexpr, ALIGN: tl.constexpr):
     """Run the forward's chunk n (STEPS steps; those past the end do nothing); returns the state."""
     for k in tl.static_range(STEPS):
         pos = n * STEPS + k
         live = pos < T
         o = tl.multiple_of((t_first + step * pos) * BD + row, ALIGN)
-        i = _sigmoid(_row(P, k) + h)
-        f = _sigmoid(_row(Q, k) - h)
-        h_new = _activation(i * _row(R, k) + f * h, TANH)
+        _, _, _, h_new = _cell(_row(P, k), _row(Q, k), _row(R, k), _row(S, k), h, TANH, OUTPUT_GATE)
         smask = tl.where(live, cmask, False)  # (cmask & live is int under the interpreter)
         if HAS_MASK:
             pad = _flag(PAD, k)
@@ -163,53 +183,57 @@ def _fwd_chunk(h, P, Q, R, PAD, n, t_first, step, T, BD, row, cmask, out, states
 def _lrn_fwd_kernel(pqr, h0, pad_mask, out, states, h_last,
                     T, B, d, s_t, s_b, s_g, s_c,
                     HAS_H0: tl.constexpr, HAS_MASK: tl.constexpr, TANH: tl.constexpr,
-                    BLOCK: tl.constexpr, VEC: tl.constexpr, ALIGN: tl.constexpr,
-                    STEPS: tl.constexpr, STAGES: tl.constexpr):
+                    OUTPUT_GATE: tl.constexpr, BLOCK: tl.constexpr, VEC: tl.constexpr,
+                    ALIGN: tl.constexpr, STEPS: tl.constexpr, STAGES: tl.constexpr):
     b, step, t_first, ch, cmask, pqr_off, D, BD, row, h = _program_coords(T, B, d, s_b, s_c, h0, HAS_H0,
                                                                          BLOCK, VEC, ALIGN)
     # Triton's software pipeliner copies chunks into shared memory (cp.async) ahead of use:
     # chunks n+1 .. n+STAGES-2 are in flight while chunk n is computed.
     for n in tl.range(0, tl.cdiv(T, STEPS), num_stages=STAGES):
-        P, Q, R, PAD = _load_fwd_chunk(pqr, pad_mask, t_first, step, n, T, B, b, s_t, s_g, pqr_off,
-                                       cmask, HAS_MASK, STEPS, ALIGN)
-        h = _fwd_chunk(h, P, Q, R, PAD, n, t_first, step, T, BD, row, cmask, out, states,
-                       HAS_MASK, TANH, STEPS, ALIGN)
+        P, Q, R, S, PAD = _load_fwd_chunk(pqr, pad_mask, t_first, step, n, T, B, b, s_t, s_g, pqr_off,
+                                          cmask, HAS_MASK, OUTPUT_GATE, STEPS, ALIGN)
+        h = _fwd_chunk(h, P, Q, R, S, PAD, n, t_first, step, T, BD, row, cmask, out, states,
+                       HAS_MASK, TANH, OUTPUT_GATE, STEPS, ALIGN)
     tl.store(h_last + row, h.to(h_last.dtype.element_ty), mask=cmask)
 
 
 @triton.jit
 def _load_bwd_chunk(pqr, pad_mask, states, dout, t_last, step, t_first, n, T, B, b, BD, row,
-                    s_t, s_g, pqr_off, cmask, HAS_MASK: tl.constexpr, STEPS: tl.constexpr,
-                    ALIGN: tl.constexpr):
-    """The backward's chunk n (time walked from t_last against ``step``): p, q, r and the output
-    gradient at t, the forward state before t (zero where t is the first step), padding flags."""
+                    s_t, s_g, pqr_off, cmask, HAS_MASK: tl.constexpr, OUTPUT_GATE: tl.constexpr,
+                    STEPS: tl.constexpr, ALIGN: tl.constexpr):
+    """The backward's chunk n (time walked from t_last against ``step``): p, q, r, s and the
+    output gradient at t, the forward state before t (zero where t is the first step), padding flags."""
     t, live = _chunk_times(t_last, -step, n, T, STEPS)
-    p, q, r = _load_pqr(pqr, t, s_t, s_g, pqr_off, live, cmask, ALIGN)
+    p, q, r, s = _load_pqr(pqr, t, s_t, s_g, pqr_off, live, cmask, OUTPUT_GATE, ALIGN)
     g = _load_rows(dout, t, BD, row, live, cmask, ALIGN)
     h_prev = _load_rows(states, t - step, BD, row, live & (t != t_first), cmask, ALIGN)
-    return p, q, r, g, h_prev, _load_pads(pad_mask, t, live, B, b, HAS_MASK)
+    return p, q, r, s, g, h_prev, _load_pads(pad_mask, t, live, B, b, HAS_MASK)
 
 
 @triton.jit
-def _bwd_chunk(dh, P, Q, R, G, H, PAD, h_init, n, t_last, step, t_first, T, D, BD, grad_off, cmask,
-               dpqr, HAS_MASK: tl.constexpr, TANH: tl.constexpr, STEPS: tl.constexpr,
-               ALIGN: tl.constexpr):
+def _bwd_chunk(dh, P, Q, R, S, G, H, PAD, h_init, n, t_last, step, t_first, T, D, BD, grad_off,
+               cmask, dpqr, HAS_MASK: tl.constexpr, TANH: tl.constexpr, OUTPUT_GATE: tl.constexpr,
+               STEPS: tl.constexpr, ALIGN: tl.constexpr):
     """Back-propagate through the backward's chunk n; ``dh`` is the gradient of the state after
     it and is returned for the state before it."""
+    GATES: tl.constexpr = 4 if OUTPUT_GATE else 3
     for k in tl.static_range(STEPS):
         pos = n * STEPS + k
         live = pos < T
         t = t_last - step * pos
         h_prev = tl.where(t == t_first, h_init, _row(H, k))
-        p, q, r = _row(P, k), _row(Q, k), _row(R, k)
-        i = _sigmoid(p + h_prev)
-        f = _sigmoid(q - h_prev)
+        p, q, r, s = _row(P, k), _row(Q, k), _row(R, k), _row(S, k)
+        i, f, c, _ = _cell(p, q, r, s, h_prev, TANH, OUTPUT_GATE)  # (c unused by LRN without tanh)
         di = i * (1.0 - i)
         df = f * (1.0 - f)
         da = dh + _row(G, k)  # total gradient of h_t ...
+        ds = da  # (unused without OUTPUT_GATE)
+        if OUTPUT_GATE:  # ... through h = o * c, o = sigmoid(s - c): ds = dh c o (1 - o) ...
+            o = _sigmoid(s - c)
+            ds = da * c * o * (1.0 - o)
+            da = da * o - ds
         if TANH:  # ... times g'(a_t)
-            h = _activation(i * r + f * h_prev, TANH)
-            da = da * (1.0 - h * h)
+            da = da * (1.0 - c * c)
         dp = da * r * di
         dq = da * h_prev * df
         dr = da * i
@@ -219,13 +243,16 @@ def _bwd_chunk(dh, P, Q, R, G, H, PAD, h_init, n, t_last, step, t_first, T, D, B
             dp = tl.where(pad, 0.0, dp)
             dq = tl.where(pad, 0.0, dq)
             dr = tl.where(pad, 0.0, dr)
+            ds = tl.where(pad, 0.0, ds)
             dh_prev = tl.where(pad, dh, dh_prev)
         dh = tl.where(live, dh_prev, dh)
-        o = t * 3 * BD + grad_off
+        o = t * GATES * BD + grad_off
         smask = tl.where(live, cmask, False)  # (cmask & live is int under the interpreter)
         tl.store(dpqr + tl.multiple_of(o, ALIGN), dp.to(dpqr.dtype.element_ty), mask=smask)
         tl.store(dpqr + tl.multiple_of(o + D, ALIGN), dq.to(dpqr.dtype.element_ty), mask=smask)
         tl.store(dpqr + tl.multiple_of(o + 2 * D, ALIGN), dr.to(dpqr.dtype.element_ty), mask=smask)
+        if OUTPUT_GATE:
+            tl.store(dpqr + tl.multiple_of(o + 3 * D, ALIGN), ds.to(dpqr.dtype.element_ty), mask=smask)
     return dh
 
 
@@ -233,30 +260,37 @@ def _bwd_chunk(dh, P, Q, R, G, H, PAD, h_init, n, t_last, step, t_first, T, D, B
 def _lrn_bwd_kernel(pqr, h0, pad_mask, states, dout, dlast, dpqr, dh0,
                     T, B, d, s_t, s_b, s_g, s_c,
                     HAS_H0: tl.constexpr, HAS_MASK: tl.constexpr, TANH: tl.constexpr,
-                    BLOCK: tl.constexpr, VEC: tl.constexpr, ALIGN: tl.constexpr,
-                    STEPS: tl.constexpr, STAGES: tl.constexpr):
+                    OUTPUT_GATE: tl.constexpr, BLOCK: tl.constexpr, VEC: tl.constexpr,
+                    ALIGN: tl.constexpr, STEPS: tl.constexpr, STAGES: tl.constexpr):
     b, step, t_first, ch, cmask, pqr_off, D, BD, row, h_init = _program_coords(T, B, d, s_b, s_c, h0,
                                                                               HAS_H0, BLOCK, VEC, ALIGN)
     dh = tl.load(dlast + row, mask=cmask, other=0.0).to(tl.float32)  # gradient of the carried state
-    grad_off = b.to(tl.int64) * 3 * D + ch  # dpqr is a contiguous (T, B, 3, D) tensor
+    GATES: tl.constexpr = 4 if OUTPUT_GATE else 3
+    grad_off = b.to(tl.int64) * GATES * D + ch  # dpqr is a contiguous (T, B, GATES, D) tensor
     t_last = t_first + (T - 1) * step
     # The forward's steps last to first, pipelined as in the forward.
     for n in tl.range(0, tl.cdiv(T, STEPS), num_stages=STAGES):
-        P, Q, R, G, H, PAD = _load_bwd_chunk(pqr, pad_mask, states, dout, t_last, step, t_first, n,
-                                             T, B, b, BD, row, s_t, s_g, pqr_off, cmask,
-                                             HAS_MASK, STEPS, ALIGN)
-        dh = _bwd_chunk(dh, P, Q, R, G, H, PAD, h_init, n, t_last, step, t_first, T, D, BD,
-                        grad_off, cmask, dpqr, HAS_MASK, TANH, STEPS, ALIGN)
+        P, Q, R, S, G, H, PAD = _load_bwd_chunk(pqr, pad_mask, states, dout, t_last, step, t_first,
+                                                n, T, B, b, BD, row, s_t, s_g, pqr_off, cmask,
+                                                HAS_MASK, OUTPUT_GATE, STEPS, ALIGN)
+        dh = _bwd_chunk(dh, P, Q, R, S, G, H, PAD, h_init, n, t_last, step, t_first, T, D, BD,
+                        grad_off, cmask, dpqr, HAS_MASK, TANH, OUTPUT_GATE, STEPS, ALIGN)
     if HAS_H0:
         tl.store(dh0 + row, dh.to(dh0.dtype.element_ty), mask=cmask)
 
 
-FWD_TILES, BWD_TILES = 3, 5  # (STEPS, BLOCK) tiles one chunk loads: p, q, r (+ dout, state)
+FWD_TILES, BWD_TILES = 3, 5  # (STEPS, BLOCK) tiles one LRN chunk loads: p, q, r (+ dout, state)
 CHUNK_STEPS = (4, 2)  # chunk lengths the heuristic chooses from, preferred first
 MAX_BUFFERED_STEPS = 16  # steps of inputs one program buffers in shared memory at most
 # Steps of math in flight beyond which a longer chunk is preferred (an estimate: about one DRAM
 # latency of the forward's math on an H100; not yet timed, see scripts/benchmark_kernel.py --sweep).
 HIDDEN_STEPS_ENOUGH = 8
+
+
+def chunk_tiles(backward: bool, output_gate: bool = False) -> int:
+    """(STEPS, BLOCK) tiles one chunk of the forward (backward) kernel loads: FWD_TILES
+    (BWD_TILES), plus the s tile with the output gate (oLRN)."""
+    return (BWD_TILES if backward else FWD_TILES) + bool(output_gate)
 
 
 @functools.lru_cache(maxsize=None)
@@ -329,50 +363,55 @@ class LRNRecurrenceFused(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pqr: Tensor, h0: Optional[Tensor], mask: Optional[Tensor], activation: str,
-                bidirectional: bool, config: Optional[Tuple[int, int, int, int]]
+                bidirectional: bool, output_gate: bool, config: Optional[Tuple[int, int, int, int]]
                 ) -> Tuple[Tensor, Tensor]:
         T, B, _, D = pqr.shape
         ndir = 2 if bidirectional else 1
         d = D // ndir
-        fwd_config = config or launch_config(d, B * ndir, pqr.dtype, pqr.device, FWD_TILES)
+        fwd_config = config or launch_config(d, B * ndir, pqr.dtype, pqr.device,
+                                             chunk_tiles(backward=False, output_gate=output_gate))
         h0 = None if h0 is None else h0.contiguous()
         pad = None if mask is None else mask.contiguous().to(torch.int32)  # 4-byte flags: cp.async-able
         out = _empty((T, B, D), dtype=pqr.dtype, device=pqr.device)
         states = out if pad is None else _empty((T, B, D), dtype=pqr.dtype, device=pqr.device)
         h_last = _empty((B, D), dtype=pqr.dtype, device=pqr.device)
-        flags = dict(HAS_H0=h0 is not None, HAS_MASK=pad is not None, TANH=activation == "tanh")
+        flags = dict(HAS_H0=h0 is not None, HAS_MASK=pad is not None, TANH=activation == "tanh",
+                     OUTPUT_GATE=bool(output_gate))
         grid = (B, ndir, triton.cdiv(d, fwd_config[0]))
         _lrn_fwd_kernel[grid](pqr, h0, pad, out, states, h_last, T, B, d, *pqr.stride(),
                               **_kernel_flags(fwd_config, pqr, d, **flags))
         ctx.save_for_backward(pqr, h0, pad, states)
         ctx.grid, ctx.d = grid, d
-        bwd_config = config or launch_config(d, B * ndir, pqr.dtype, pqr.device, BWD_TILES)
+        bwd_config = config or launch_config(d, B * ndir, pqr.dtype, pqr.device,
+                                             chunk_tiles(backward=True, output_gate=output_gate))
         ctx.flags = _kernel_flags(bwd_config, pqr, d, **flags)
         return out, h_last
 
     @staticmethod
     def backward(ctx, grad_out: Tensor, grad_last: Tensor):
         pqr, h0, pad, states = ctx.saved_tensors
-        T, B, _, D = pqr.shape
-        dpqr = _empty((T, B, 3, D), dtype=pqr.dtype, device=pqr.device)
+        T, B = pqr.shape[:2]
+        dpqr = _empty(pqr.shape, dtype=pqr.dtype, device=pqr.device)  # contiguous (T, B, gates, D)
         dh0 = None if h0 is None else _empty(h0.shape, dtype=h0.dtype, device=h0.device)
         _lrn_bwd_kernel[ctx.grid](pqr, h0, pad, states, grad_out.contiguous(), grad_last.contiguous(),
                                   dpqr, dh0, T, B, ctx.d, *pqr.stride(), **ctx.flags)
-        return dpqr, dh0, None, None, None, None
+        return dpqr, dh0, None, None, None, None, None
 
 
 def lrn_recurrence_fused(pqr: Tensor, h0: Optional[Tensor] = None, mask: Optional[Tensor] = None,
-                         activation: str = "identity", bidirectional: bool = False, *,
+                         activation: str = "identity", bidirectional: bool = False,
+                         output_gate: bool = False, *,
                          config: Optional[Tuple[int, int, int, int]] = None
                          ) -> Tuple[Tensor, Tensor]:
-    """LRN recurrence with fused Triton kernels.
+    """LRN (oLRN with ``output_gate``) recurrence with fused Triton kernels.
 
-    pqr ``(T, B, 3, D)`` fp32/fp16/bf16 (any strides), h0 ``(B, D)`` or None, mask ``(T, B)`` bool
-    (True = padding) or None. Returns ``out (T, B, D)`` and ``h_last (B, D)`` in pqr's dtype
-    (math in fp32). ``config = (BLOCK, num_warps, STEPS, STAGES)`` overrides the launch heuristic
-    of both kernels (for tuning); BLOCK and STEPS are powers of two.
+    pqr ``(T, B, 3, D)`` (``(T, B, 4, D)`` with ``output_gate``) fp32/fp16/bf16 (any strides),
+    h0 ``(B, D)`` or None, mask ``(T, B)`` bool (True = padding) or None. Returns
+    ``out (T, B, D)`` and ``h_last (B, D)`` in pqr's dtype (math in fp32).
+    ``config = (BLOCK, num_warps, STEPS, STAGES)`` overrides the launch heuristic of both
+    kernels (for tuning); BLOCK and STEPS are powers of two.
     """
-    check_recurrence_args(pqr, h0, mask, activation, bidirectional)
+    check_recurrence_args(pqr, h0, mask, activation, bidirectional, output_gate)
     if pqr.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise TypeError(f"the fused LRN kernels take fp32, fp16 or bf16, got {pqr.dtype}")
-    return LRNRecurrenceFused.apply(pqr, h0, mask, activation, bidirectional, config)
+    return LRNRecurrenceFused.apply(pqr, h0, mask, activation, bidirectional, bool(output_gate), config)

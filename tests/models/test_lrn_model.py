@@ -1,9 +1,13 @@
 """The fairseq model in-process: incremental decoding, beam search scores, bad options."""
 
+import argparse
+
 import pytest
 import torch
 from fairseq.sequence_generator import SequenceGenerator
 
+from fairseq_lrn.models.lrn import LRNModel, base_architecture
+from fairseq_lrn.modules import LRNLayer
 from tests.models.helpers import build_model, make_dictionary
 
 
@@ -33,6 +37,9 @@ def prev_output(dictionary, B, T):
     dict(decoder_attention="general", decoder_attention_heads=2, decoder_layers=3),
     dict(decoder_attention="dot", lrn_activation="tanh", layer_norm=False),
     dict(encoder_bidirectional=False, encoder_layers=1, decoder_layers=1),
+    dict(lrn_output_gate=True),
+    dict(lrn_output_gate=True, lrn_activation="tanh", layer_norm=False, decoder_layers=3),
+    dict(lrn_output_gate=True, decoder_input_feeding=True),
 ])
 def test_incremental_decoder_equals_full_decoder(overrides):
     model = build_model(**overrides).double().eval()
@@ -91,8 +98,37 @@ def test_shared_embeddings():
     assert model.decoder.output_projection.weight.shape == (35, 16)
 
 
-def test_gradients_reach_every_parameter():
-    model = build_model(decoder_layers=2, encoder_layers=2)
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_output_gate_adds_a_fourth_gate_to_every_lrn(layer_norm):
+    lrn = build_model(layer_norm=layer_norm)
+    olrn = build_model(layer_norm=layer_norm, lrn_output_gate=True)
+    layers = [m for m in lrn.modules() if isinstance(m, LRNLayer)]
+    olrn_layers = [m for m in olrn.modules() if isinstance(m, LRNLayer)]
+    # encoder: 2 layers; decoder: the lower cell and 2 blocks
+    assert len(layers) == len(olrn_layers) == 5
+    assert not any(m.output_gate for m in layers) and all(m.output_gate for m in olrn_layers)
+    # one more gate per LRN: its share of the projection W, and of the bias (or of the norm's
+    # weight and shift with layer norm)
+    per_gate = sum(m.output_size * (m.input_size + (2 if layer_norm else 1)) for m in layers)
+    count = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
+    assert count(olrn) - count(lrn) == per_gate
+
+
+def test_output_gate_flag():
+    parser = argparse.ArgumentParser()
+    LRNModel.add_args(parser)
+    assert parser.parse_args(["--lrn-output-gate"]).lrn_output_gate is True
+    args = parser.parse_args([])
+    base_architecture(args)
+    assert args.lrn_output_gate is False
+    del args.lrn_output_gate  # the args of a checkpoint saved before the flag existed
+    base_architecture(args)
+    assert args.lrn_output_gate is False
+
+
+@pytest.mark.parametrize("output_gate", [False, True])
+def test_gradients_reach_every_parameter(output_gate):
+    model = build_model(decoder_layers=2, encoder_layers=2, lrn_output_gate=output_gate)
     d = model.decoder.dictionary
     src, src_len = batch(d, [5, 3])
     logits, _ = model(src, src_len, prev_output(d, 2, 4))

@@ -1,4 +1,4 @@
-"""LRN layers and attention: step() against the full sequence, projections, shapes."""
+"""LRN (and oLRN) layers and attention: step() against the full sequence, projections, shapes."""
 
 import pytest
 import torch
@@ -7,10 +7,11 @@ from fairseq_lrn.modules import LRN, Attention, LRNBlock, LRNLayer
 from fairseq_lrn.ops import lrn_recurrence_reference
 
 
+@pytest.mark.parametrize("output_gate", [False, True])
 @pytest.mark.parametrize("layer_norm", [False, True])
 @pytest.mark.parametrize("activation", ["identity", "tanh"])
-def test_step_equals_full_sequence(layer_norm, activation):
-    layer = LRNLayer(5, 7, activation=activation, layer_norm=layer_norm).double()
+def test_step_equals_full_sequence(layer_norm, activation, output_gate):
+    layer = LRNLayer(5, 7, activation=activation, layer_norm=layer_norm, output_gate=output_gate).double()
     x, h0 = torch.randn(6, 3, 5).double(), torch.randn(3, 7).double()
     out, last = layer(x, h0)
     h = h0
@@ -31,6 +32,37 @@ def test_projection_is_one_gemm_and_matches_reference():
     torch.testing.assert_close(last, expected_last)
 
 
+@pytest.mark.parametrize("impl", ["cpu", "reference"])
+def test_output_gate_projects_four_gates_and_matches_reference(impl):
+    layer = LRNLayer(4, 3, bidirectional=True, output_gate=True, impl=impl).double()
+    assert layer.proj.weight.shape == (4 * 2 * 3, 4) and layer.proj.bias.shape == (4 * 2 * 3,)
+    x = torch.randn(5, 2, 4).double()
+    pqrs = (x @ layer.proj.weight.t() + layer.proj.bias).view(5, 2, 4, 6)
+    expected, expected_last = lrn_recurrence_reference(pqrs, bidirectional=True, output_gate=True)
+    out, last = layer(x)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(last, expected_last)
+    assert "output_gate=True" in repr(layer)
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_lrn_parameters_unchanged_by_the_output_gate_option(layer_norm):
+    # Checkpoints of LRN layers (3 gates) load as before; oLRN has the same parameter names,
+    # with a 4th gate in the projection and in the norm's (gate, direction, channel) parameters.
+    lrn = LRNLayer(6, 5, bidirectional=True, layer_norm=layer_norm)
+    olrn = LRNLayer(6, 5, bidirectional=True, layer_norm=layer_norm, output_gate=True)
+    shapes = {name: tuple(p.shape) for name, p in lrn.state_dict().items()}
+    expected = {"proj.weight": (3 * 10, 6)}
+    expected.update({"norm_weight": (3, 2, 5), "norm_bias": (3, 2, 5)} if layer_norm else {"proj.bias": (30,)})
+    assert shapes == expected
+    assert {name: tuple(p.shape) for name, p in olrn.state_dict().items()} == {
+        name: (4 * shape[0] // 3, *shape[1:]) if name.startswith("proj") else (4, *shape[1:])
+        for name, shape in expected.items()}
+    LRNLayer(6, 5, bidirectional=True, layer_norm=layer_norm).load_state_dict(lrn.state_dict())
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        olrn.load_state_dict(lrn.state_dict())
+
+
 def test_layer_norm_normalises_each_gate_and_direction():
     layer = LRNLayer(8, 4, bidirectional=True, layer_norm=True)
     assert layer.proj.bias is None  # the norm's shift is the bias
@@ -38,6 +70,10 @@ def test_layer_norm_normalises_each_gate_and_direction():
     per_gate = pqr.view(3, 2, 3, 2, 4)
     torch.testing.assert_close(per_gate.mean(-1), torch.zeros(3, 2, 3, 2), atol=1e-5, rtol=0)
     torch.testing.assert_close(per_gate.var(-1, unbiased=False), torch.ones(3, 2, 3, 2), atol=1e-3, rtol=0)
+    olrn = LRNLayer(8, 4, bidirectional=True, layer_norm=True, output_gate=True)
+    assert olrn.norm_weight.shape == olrn.norm_bias.shape == (4, 2, 4)
+    per_gate = olrn.project(torch.randn(3, 2, 8) * 10).view(3, 2, 4, 2, 4)
+    torch.testing.assert_close(per_gate.mean(-1), torch.zeros(3, 2, 4, 2), atol=1e-5, rtol=0)
 
 
 def test_bidirectional_layer_refuses_step():
@@ -45,8 +81,10 @@ def test_bidirectional_layer_refuses_step():
         LRNLayer(3, 3, bidirectional=True).step(torch.zeros(1, 3), torch.zeros(1, 6))
 
 
-def test_stacked_lrn_like_nn_lstm():
-    lrn = LRN(5, 6, num_layers=3, dropout=0.0).double()
+@pytest.mark.parametrize("output_gate", [False, True])
+def test_stacked_lrn_like_nn_lstm(output_gate):
+    lrn = LRN(5, 6, num_layers=3, dropout=0.0, output_gate=output_gate).double()
+    assert all(layer.output_gate == output_gate for layer in lrn.layers)
     x = torch.randn(7, 2, 5).double()
     out, h_n = lrn(x)
     assert out.shape == (7, 2, 6) and h_n.shape == (3, 2, 6)
@@ -60,8 +98,9 @@ def test_stacked_lrn_like_nn_lstm():
     assert out.shape == (4, 2, 12) and h_n.shape == (2, 2, 12)
 
 
-def test_padding_mask_reaches_recurrence():
-    layer = LRNLayer(3, 4, bidirectional=True).double()
+@pytest.mark.parametrize("output_gate", [False, True])
+def test_padding_mask_reaches_recurrence(output_gate):
+    layer = LRNLayer(3, 4, bidirectional=True, output_gate=output_gate).double()
     x = torch.randn(5, 2, 3).double()
     mask = torch.zeros(5, 2, dtype=torch.bool)
     mask[:2, 1] = True  # left padding
@@ -72,8 +111,10 @@ def test_padding_mask_reaches_recurrence():
     assert torch.all(out[:2, 1] == 0)
 
 
-def test_block_residual_and_norm():
-    block = LRNBlock(6, 5, 6, layer_norm=True)
+@pytest.mark.parametrize("output_gate", [False, True])
+def test_block_residual_and_norm(output_gate):
+    block = LRNBlock(6, 5, 6, layer_norm=True, output_gate=output_gate)
+    assert block.lrn.output_gate == output_gate and block.lrn.proj.out_features == (4 if output_gate else 3) * 5
     x = torch.randn(4, 2, 6)
     y, last = block(x, residual=x)
     assert y.shape == (4, 2, 6) and last.shape == (2, 5)

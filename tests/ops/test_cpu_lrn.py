@@ -1,4 +1,4 @@
-"""The fast CPU path against the reference: outputs and gradients."""
+"""The fast CPU path against the reference, LRN and oLRN: outputs and gradients."""
 
 import pytest
 import torch
@@ -13,46 +13,52 @@ def ragged_mask(T, B, left):
     return steps < (T - lengths) if left else steps >= lengths
 
 
-def run_both(T, B, D, activation, bidirectional, mask, with_h0, dtype=torch.float64):
-    pqr = torch.randn(T, B, 3, D, dtype=dtype)
+def run_both(T, B, D, activation, bidirectional, mask, with_h0, dtype=torch.float64, output_gate=False):
+    pqr = torch.randn(T, B, 4 if output_gate else 3, D, dtype=dtype)
     h0 = torch.randn(B, D, dtype=dtype) if with_h0 else None
     grad_out, grad_last = torch.randn(T, B, D, dtype=dtype), torch.randn(B, D, dtype=dtype)
     results = []
     for fn in (lrn_recurrence_reference, lrn_recurrence_cpu):
         x = pqr.clone().requires_grad_()
         h = None if h0 is None else h0.clone().requires_grad_()
-        out, last = fn(x, h, mask, activation, bidirectional)
+        out, last = fn(x, h, mask, activation, bidirectional, output_gate)
         torch.autograd.backward([out, last], [grad_out, grad_last])
         results.append((out, last, x.grad, None if h is None else h.grad))
     return results
 
 
+@pytest.mark.parametrize("output_gate", [False, True])
 @pytest.mark.parametrize("T, B, D", [(1, 1, 2), (7, 3, 6), (12, 2, 10)])
 @pytest.mark.parametrize("activation", ["identity", "tanh"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("padding", [None, "left", "right"])
-def test_matches_reference(T, B, D, activation, bidirectional, padding):
+def test_matches_reference(T, B, D, activation, bidirectional, padding, output_gate):
     mask = None if padding is None else ragged_mask(T, B, padding == "left")
-    ref, fast = run_both(T, B, D, activation, bidirectional, mask, with_h0=True)
+    ref, fast = run_both(T, B, D, activation, bidirectional, mask, with_h0=True, output_gate=output_gate)
     for a, b in zip(ref, fast):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
 
 
-def test_without_h0_and_gradcheck():
-    ref, fast = run_both(5, 2, 4, "identity", True, None, with_h0=False)
+@pytest.mark.parametrize("output_gate", [False, True])
+def test_without_h0_and_gradcheck(output_gate):
+    ref, fast = run_both(5, 2, 4, "identity", True, None, with_h0=False, output_gate=output_gate)
     for a, b in zip(ref[:3], fast[:3]):
         torch.testing.assert_close(b, a)
-    pqr = torch.randn(4, 2, 3, 4, dtype=torch.float64, requires_grad=True)
+    pqr = torch.randn(4, 2, 4 if output_gate else 3, 4, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
-    mask = ragged_mask(4, 2, left=True)
-    assert torch.autograd.gradcheck(lambda a, b: lrn_recurrence_cpu(a, b, mask, "tanh", True), (pqr, h0))
+    for left in (True, False):
+        mask = ragged_mask(4, 2, left=left)
+        for activation in ("identity", "tanh"):
+            assert torch.autograd.gradcheck(
+                lambda a, b: lrn_recurrence_cpu(a, b, mask, activation, True, output_gate), (pqr, h0))
 
 
+@pytest.mark.parametrize("output_gate", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_low_precision_inputs_keep_dtype(dtype):
-    pqr = torch.randn(6, 2, 3, 4)
-    out, last = lrn_recurrence_cpu(pqr.to(dtype))
-    ref, ref_last = lrn_recurrence_reference(pqr.double())
+def test_low_precision_inputs_keep_dtype(dtype, output_gate):
+    pqr = torch.randn(6, 2, 4 if output_gate else 3, 4)
+    out, last = lrn_recurrence_cpu(pqr.to(dtype), output_gate=output_gate)
+    ref, ref_last = lrn_recurrence_reference(pqr.double(), output_gate=output_gate)
     assert out.dtype == dtype and last.dtype == dtype
     tol = 1e-5 if dtype == torch.float32 else 2e-2
     torch.testing.assert_close(out.double(), ref, rtol=tol, atol=tol)
@@ -64,3 +70,15 @@ def test_dispatch():
     assert resolve_impl("reference", x) == "reference"
     with pytest.raises(ValueError, match="unknown LRN implementation"):
         lrn_recurrence(x, impl="cuda")
+
+
+@pytest.mark.parametrize("impl", ["cpu", "reference"])
+def test_dispatch_passes_output_gate(impl):
+    pqrs = torch.randn(5, 2, 4, 6, dtype=torch.float64)
+    mask = ragged_mask(5, 2, left=True)
+    out, last = lrn_recurrence(pqrs, None, mask, "tanh", True, impl=impl, output_gate=True)
+    ref, ref_last = lrn_recurrence_reference(pqrs, None, mask, "tanh", True, output_gate=True)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(last, ref_last)
+    with pytest.raises(ValueError, match=r"pqr must be shaped \(T, B, 3, D\)"):
+        lrn_recurrence(pqrs, impl=impl)  # 4 gates without the output gate

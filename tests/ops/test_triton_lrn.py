@@ -1,4 +1,5 @@
-"""Fused Triton kernels against the reference: outputs and gradients of every path.
+"""Fused Triton kernels against the reference: outputs and gradients of every path, LRN and
+oLRN (``output_gate``).
 
 Runs compiled on CUDA when a GPU is present, else under the Triton interpreter
 (TRITON_INTERPRET=1, set here before Triton is imported; slow, so shapes are tiny).
@@ -45,10 +46,10 @@ def make_mask(T, B, padding):
 
 
 def check(T, B, D, activation="identity", bidirectional=False, padding=None, with_h0=True,
-          dtype=torch.float32, pqr_view=None, **fused_kwargs):
+          dtype=torch.float32, pqr_view=None, output_gate=False, **fused_kwargs):
     """Run fused (in ``dtype``) and reference (float64, same rounded inputs); compare outputs
     and the gradients of pqr and h0 under random upstream gradients for out and h_last."""
-    pqr = torch.randn(T, B, 3, D, device=DEVICE).to(dtype)
+    pqr = torch.randn(T, B, 4 if output_gate else 3, D, device=DEVICE).to(dtype)
     if pqr_view is not None:
         pqr = pqr_view(pqr)
         T = pqr.size(0)
@@ -59,7 +60,7 @@ def check(T, B, D, activation="identity", bidirectional=False, padding=None, wit
     def run(fn, cast):
         x = cast(pqr).requires_grad_()
         h = None if h0 is None else cast(h0).requires_grad_()
-        out, last = fn(x, h, mask, activation, bidirectional)
+        out, last = fn(x, h, mask, activation, bidirectional, output_gate)
         leaves = [x] if h is None else [x, h]
         return [out, last, *torch.autograd.grad([out, last], leaves, [cast(g) for g in grads])]
 
@@ -71,83 +72,94 @@ def check(T, B, D, activation="identity", bidirectional=False, padding=None, wit
         torch.testing.assert_close(a.double(), b, rtol=tol, atol=tol, msg=lambda m: f"{name}: {m}")
 
 
+@pytest.mark.parametrize("output_gate", [False, True])
 @pytest.mark.parametrize("T, B, D", [(1, 1, 4), (6, 3, 10)])
 @pytest.mark.parametrize("activation", ["identity", "tanh"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("padding", [None, "left", "right"])
-def test_matches_reference(T, B, D, activation, bidirectional, padding):
-    check(T, B, D, activation, bidirectional, padding)
+def test_matches_reference(T, B, D, activation, bidirectional, padding, output_gate):
+    check(T, B, D, activation, bidirectional, padding, output_gate=output_gate)
 
 
+@pytest.mark.parametrize("output_gate", [False, True])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_several_channel_blocks_with_ragged_tail(bidirectional):
+def test_several_channel_blocks_with_ragged_tail(bidirectional, output_gate):
     # BLOCK=16 over d=37: three blocks per direction, the last one partly masked.
-    check(5, 2, 74 if bidirectional else 37, "tanh", bidirectional, "random", config=(16, 1, 2, 1))
+    check(5, 2, 74 if bidirectional else 37, "tanh", bidirectional, "random", output_gate=output_gate,
+          config=(16, 1, 2, 1))
 
 
+@pytest.mark.parametrize("output_gate", [False, True])
 @pytest.mark.parametrize("steps", [1, 4])
 @pytest.mark.parametrize("T", [3, 4, 9])
-def test_chunk_boundaries(steps, T):
+def test_chunk_boundaries(steps, T, output_gate):
     # Time is walked in chunks of STEPS steps, copied up to STAGES-1 = 2 chunks ahead when compiled:
     # T shorter than a chunk, exactly one chunk, and three chunks, the last one partial (T=9 over
     # STEPS=4): fewer chunks than the pipeline holds, and prefetches past the end.
-    check(T, 2, 6, "tanh", True, "random", config=(4, 1, steps, 3))
+    check(T, 2, 6, "tanh", True, "random", output_gate=output_gate, config=(4, 1, steps, 3))
 
 
+@pytest.mark.parametrize("output_gate", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_channels_aligned_to_two(dtype):
+def test_channels_aligned_to_two(dtype, output_gate):
     # 2 channels per thread (BLOCK=64, one warp) over d=6: offsets are declared multiples of 2
     # only (ALIGN=2); channels 6..63 of the block are masked; 2 directions.
-    check(7, 3, 12, "identity", True, "right", dtype=dtype, config=(64, 1, 2, 3))
+    check(7, 3, 12, "identity", True, "right", dtype=dtype, output_gate=output_gate, config=(64, 1, 2, 3))
 
 
+@pytest.mark.parametrize("output_gate", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("activation", ["identity", "tanh"])
-def test_half_precision(dtype, activation):
-    check(5, 3, 8, activation, True, "left", dtype=dtype)
+def test_half_precision(dtype, activation, output_gate):
+    check(5, 3, 8, activation, True, "left", dtype=dtype, output_gate=output_gate)
 
 
-def test_without_h0():
-    check(4, 2, 6, "tanh", True, "right", with_h0=False)
+@pytest.mark.parametrize("output_gate", [False, True])
+def test_without_h0(output_gate):
+    check(4, 2, 6, "tanh", True, "right", with_h0=False, output_gate=output_gate)
 
 
+@pytest.mark.parametrize("output_gate", [False, True])
 @pytest.mark.parametrize("view", ["channels_strided", "time_sliced"])
-def test_non_contiguous_pqr(view):
+def test_non_contiguous_pqr(view, output_gate):
     views = {"channels_strided": lambda x: x.permute(0, 1, 3, 2).contiguous().permute(0, 1, 3, 2),
              "time_sliced": lambda x: x[::2]}
-    check(6, 2, 6, "identity", True, "left", pqr_view=views[view])
+    check(6, 2, 6, "identity", True, "left", pqr_view=views[view], output_gate=output_gate)
 
 
-def test_only_h_last_used():
-    pqr = torch.randn(4, 2, 3, 6, device=DEVICE, requires_grad=True)
+@pytest.mark.parametrize("output_gate", [False, True])
+def test_only_h_last_used(output_gate):
+    pqr = torch.randn(4, 2, 4 if output_gate else 3, 6, device=DEVICE, requires_grad=True)
     h0 = torch.randn(2, 6, device=DEVICE, requires_grad=True)
     mask = make_mask(4, 2, "right")
     grads = []
     for fn in (lrn_recurrence_fused, lrn_recurrence_reference):
-        _, last = fn(pqr, h0, mask, "tanh", True)
+        _, last = fn(pqr, h0, mask, "tanh", True, output_gate)
         grads.append(torch.autograd.grad(last.square().sum(), [pqr, h0]))
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_dispatcher_runs_fused():
-    pqr = torch.randn(3, 2, 3, 4, device=DEVICE)
+@pytest.mark.parametrize("output_gate", [False, True])
+def test_dispatcher_runs_fused(output_gate):
+    pqr = torch.randn(3, 2, 4 if output_gate else 3, 4, device=DEVICE)
     mask = make_mask(3, 2, "left")
-    out, last = lrn_recurrence(pqr, None, mask, "identity", True, impl="fused")
-    ref_out, ref_last = lrn_recurrence_reference(pqr, None, mask, "identity", True)
+    out, last = lrn_recurrence(pqr, None, mask, "identity", True, impl="fused", output_gate=output_gate)
+    ref_out, ref_last = lrn_recurrence_reference(pqr, None, mask, "identity", True, output_gate)
     torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(last, ref_last, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("output_gate", [False, True])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_layer_under_autocast(bidirectional):
+def test_layer_under_autocast(bidirectional, output_gate):
     # fairseq's --amp (and torch.autocast) runs the projection in half precision, so the fused
     # recurrence gets half-precision pqr (bf16 on CPU, fp16 on CUDA) next to an fp32 h0 made
     # outside autocast. The same layer run with the CPU path and the reference must agree, in
     # the same dtypes.
     dtype = torch.float16 if DEVICE == "cuda" else torch.bfloat16
     torch.manual_seed(0)
-    layers = {impl: LRNLayer(6, 5, bidirectional, "tanh", impl=impl).to(DEVICE)
+    layers = {impl: LRNLayer(6, 5, bidirectional, "tanh", impl=impl, output_gate=output_gate).to(DEVICE)
               for impl in ("fused", "cpu", "reference")}
     for impl in ("cpu", "reference"):
         layers[impl].load_state_dict(layers["fused"].state_dict())
@@ -176,7 +188,12 @@ GPU_LIMITS = {"h100": (132, 228 * 1024), "a100": (108, 164 * 1024), "a10": (72, 
 @pytest.mark.parametrize("B, d, itemsize", [(128, 1024, 4), (128, 1024, 2), (32, 512, 4), (512, 2048, 2)])
 def test_launch_heuristic_fits_shared_memory_and_hides_latency(gpu, B, d, itemsize):
     sms, smem = GPU_LIMITS[gpu]
-    for tiles in (triton_lrn.FWD_TILES, triton_lrn.BWD_TILES):
+    # LRN's forward and backward tiles, then oLRN's (one more: the s tile)
+    all_tiles = [triton_lrn.chunk_tiles(backward, output_gate) for output_gate in (False, True)
+                 for backward in (False, True)]
+    assert all_tiles == [triton_lrn.FWD_TILES, triton_lrn.BWD_TILES,
+                         triton_lrn.FWD_TILES + 1, triton_lrn.BWD_TILES + 1]
+    for tiles in all_tiles:
         block, num_warps, steps, stages = triton_lrn.choose_config(d, B, itemsize, tiles, sms, smem, True)
         assert block == 4 * 32 * num_warps and steps in triton_lrn.CHUNK_STEPS
         # pipelined only where a copy gets steps of math to arrive (STAGES=2 would hide none)
@@ -199,3 +216,28 @@ def test_launch_heuristic_shortens_chunks_before_giving_up_pipelining():
     # H100, bf16: 4-step chunks, 12 steps in flight
     config = triton_lrn.choose_config(1024, 128, 2, triton_lrn.FWD_TILES, 132, 228 * 1024, True)
     assert config == (128, 1, 4, 5) and triton_lrn.hidden_steps(*config[2:]) == 12
+
+
+def test_launch_heuristic_counts_the_output_gate_tile():
+    # H100, fp32 forward at B=128, d=1024: LRN's 3 tiles per step fit three 4-step chunks (8 steps
+    # in flight); oLRN's 4 tiles fit only two, so 2-step chunks are buffered five deep instead.
+    args = (1024, 128, 4)
+    limits = (132, 228 * 1024, True)
+    lrn = triton_lrn.choose_config(*args, triton_lrn.chunk_tiles(False, False), *limits)
+    olrn = triton_lrn.choose_config(*args, triton_lrn.chunk_tiles(False, True), *limits)
+    assert lrn == (128, 1, 4, 4) and olrn == (128, 1, 2, 6)
+
+
+@pytest.mark.parametrize("output_gate", [False, True])
+def test_fused_launches_size_buffers_for_their_tiles(monkeypatch, output_gate):
+    asked = []
+    launch_config = triton_lrn.launch_config
+
+    def recording(d, rows, dtype, device, tiles=triton_lrn.FWD_TILES):
+        asked.append(tiles)
+        return launch_config(d, rows, dtype, device, tiles)
+
+    monkeypatch.setattr(triton_lrn, "launch_config", recording)
+    pqr = torch.randn(3, 2, 4 if output_gate else 3, 4, device=DEVICE, requires_grad=True)
+    lrn_recurrence_fused(pqr, output_gate=output_gate)[0].sum().backward()
+    assert asked == [triton_lrn.FWD_TILES + output_gate, triton_lrn.BWD_TILES + output_gate]

@@ -61,3 +61,49 @@ def test_memory_and_quality(tmp_path):
         assert q["curve"][-1]["seconds"] >= 2
     assert "peak RSS" in report["memory_method"]
     assert "### Quality" in stdout
+
+
+TL_SYSTEMS = {"transformer", "transformer-lrn", "transformer-dec2", "transformer-lrn-dec2", "transformer-lrn-wide"}
+
+
+def test_transformer_lrn_quick_run_and_decoder_state(tmp_path):
+    """--size transformer-tiny: the transformer_lrn vs transformer systems run, and the generator's
+    measured incremental state at L=150 shows LRN's constant state against the growing K/V cache."""
+    png = tmp_path / "tl.png"
+    report, stdout = run_benchmark(
+        tmp_path, "--size", "transformer-tiny", "--quick", "--forced-lengths", "4", "12",
+        "--sweep-lengths", "2", "4", "12", "--state-length", "150", "--plot", png, timeout=120)
+    systems = report["systems"]
+    assert set(systems) == TL_SYSTEMS, report["skipped"]
+    t, lrn = systems["transformer"], systems["transformer-lrn"]
+    assert 0 < lrn["params"] < t["params"]  # LRN's projection is 3d^2 against self-attention's 4d^2
+    assert abs(systems["transformer-lrn-wide"]["params"] - t["params"]) <= 0.02 * t["params"]
+    assert systems["transformer-lrn-dec2"]["params"] < lrn["params"]
+    for name in ("transformer", "transformer-lrn", "transformer-lrn-wide"):
+        assert systems[name]["train_tok_s"]["median"] > 0, name
+    grid = report["config"]["grid"]
+    assert len(grid) == 8 and "beam5_b64_L12" in grid and "greedy_b1_L4" in grid
+    for name in TL_SYSTEMS - {"transformer-lrn-wide"}:
+        assert all(systems[name][k]["median"] > 0 for k in grid), name
+        ms = report["time_per_token"]["ms_per_token"][name]
+        assert len(ms) == 3 and all(v > 0 for v in ms), name
+    for pair in ("transformer-lrn/transformer", "transformer-lrn-dec2/transformer",
+                 "transformer-dec2/transformer"):
+        assert report["ratios"][pair]["beam5_b64_L12"] > 0, pair
+    state = report["state_memory"]
+    assert set(state) == TL_SYSTEMS - {"transformer-lrn-wide"}
+    for name, s in state.items():
+        assert s["length"] == 150 and s["steps"] == 151, name
+        assert s["total"] > 0 and s["encoder_static"] > 0, name
+    # the transformer's self-attention cache grows with the output, LRN keeps one vector per layer
+    assert state["transformer"]["grows"] > state["transformer-lrn"]["grows"]
+    lrn_state = state["transformer-lrn"]["grows"] + state["transformer-lrn"]["constant"]
+    assert state["transformer"]["grows"] > 10 * lrn_state
+    assert state["transformer-lrn"]["constant"] > 0
+    assert state["transformer-dec2"]["grows"] > state["transformer-lrn-dec2"]["grows"]
+    targets = {t["what"] for t in report["targets"]}
+    assert any("transformer-lrn-dec2 / transformer" in w for w in targets)
+    assert any(w.startswith("train tok/s") for w in targets)
+    assert all(isinstance(t["met"], bool) for t in report["targets"] if t["value"] is not None)
+    assert "### Decoder state per sentence at L=150" in stdout and "| transformer-lrn |" in stdout
+    assert png.exists() and png.stat().st_size > 1000

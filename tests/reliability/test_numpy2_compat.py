@@ -1,0 +1,37 @@
+"""fairseq 0.12 under numpy 2 (fairseq_lrn.robustness.install_numpy2_compat): ``np.compat.long``
+and ``np.percentile(interpolation=)``. fairseq's lstm_lm with the plugin: tests/models/test_lrn_lm.py."""
+
+import os
+
+import numpy as np
+import pytest
+from fairseq.data import data_utils, language_pair_dataset, token_block_dataset
+
+from fairseq_lrn.robustness import NUMPY2_PATCHED_MODULES, NumpyForFairseq012, install_numpy2_compat
+from tests.cli_utils import run_cli
+from tests.reliability.helpers import train_args
+
+
+def test_fairseq_modules_see_the_numpy_names_they_use():
+    install_numpy2_compat()
+    for module in (token_block_dataset, language_pair_dataset):
+        assert module.np.compat.long is (np.compat.long if hasattr(np, "compat") else np.int64)
+    sizes = np.array([3, 1, 4, 1, 5, 9, 2, 6])
+    assert list(data_utils.get_buckets(sizes, 2)) == [3, 9]  # np.percentile(interpolation="lower")
+    assert data_utils.np.zeros is np.zeros and data_utils.np.int64 is np.int64
+
+
+@pytest.mark.skipif(hasattr(np, "compat"), reason="numpy < 2 has np.compat: nothing to fix")
+def test_only_the_listed_modules_are_patched_and_numpy_is_untouched():
+    from fairseq.data import iterators
+
+    assert install_numpy2_compat() and install_numpy2_compat()  # idempotent
+    assert [type(token_block_dataset.np), type(language_pair_dataset.np), type(data_utils.np)] == \
+        [NumpyForFairseq012] * len(NUMPY2_PATCHED_MODULES)
+    assert iterators.np is np and not hasattr(np, "compat")
+
+
+def test_translation_with_num_batch_buckets_trains(corpus):
+    folder, data_bin = corpus
+    run_cli("train", *train_args(data_bin, os.path.join(folder, "buckets"), "--num-batch-buckets", "4",
+                                 "--disable-validation", "--no-save", max_update=2))
