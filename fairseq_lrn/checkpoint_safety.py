@@ -13,15 +13,23 @@ and under torch >= 2.6 that fails on the omegaconf ``cfg`` ("Unsupported global:
 resuming a multi-process run crashed. :func:`install` wraps that function too, allowing the
 checkpoint types plus the omegaconf containers fairseq's ``cfg`` is made of. Other ``torch.load``
 calls are untouched.
+
+torch before 2.6 unpickles everything by default (``weights_only=False``): fairseq then loads
+checkpoints as it always did, with no protection against crafted files, and an allow-list would
+change nothing (torch before 2.5 does not even have ``torch.serialization.safe_globals``). There
+:func:`install` leaves fairseq alone and warns once; use torch >= 2.6 for the protection.
 """
 
 import argparse
 import errno
 import functools
+import logging
 import pickle
 import re
 import zipfile
 from typing import Optional
+
+logger = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
@@ -188,14 +196,34 @@ def safe_broadcast_receiver(broadcast_object_slow):
     return receive
 
 
-def install() -> None:
+def weights_only_by_default(torch_module=None) -> bool:
+    """True when ``torch.load`` unpickles with ``weights_only=True`` by default (torch >= 2.6,
+    which also has ``torch.serialization.safe_globals``)."""
+    import torch
+
+    torch_module = torch_module or torch
+    version = tuple(int(part) for part in re.findall(r"\d+", torch_module.__version__)[:2])
+    return version >= (2, 6) and hasattr(torch_module.serialization, "safe_globals")
+
+
+def install() -> bool:
     """Route fairseq's checkpoint loading, and the unpickling of what rank 0 broadcasts to the
-    other ranks, through the allow-lists (idempotent)."""
+    other ranks, through the allow-lists (idempotent). Returns False, leaving fairseq as it is
+    and warning, under torch < 2.6 (see the module docstring)."""
     from fairseq import checkpoint_utils
     from fairseq.distributed import utils as distributed_utils
+
+    if not weights_only_by_default():
+        import torch
+
+        logger.warning("torch %s unpickles checkpoints without weights_only: fairseq-lrn leaves "
+                       "checkpoint loading as fairseq does it (no protection against crafted files; "
+                       "torch >= 2.6 has it)", torch.__version__)
+        return False
 
     if not getattr(checkpoint_utils.load_checkpoint_to_cpu, "lrn_safe_loader", False):
         checkpoint_utils.load_checkpoint_to_cpu = safe_loader(checkpoint_utils.load_checkpoint_to_cpu)
     if not getattr(distributed_utils._broadcast_object_slow, "lrn_safe_loader", False):
         distributed_utils._broadcast_object_slow = safe_broadcast_receiver(
             distributed_utils._broadcast_object_slow)
+    return True

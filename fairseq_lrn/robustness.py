@@ -17,12 +17,16 @@ Installed by ``fairseq_lrn.models`` (so by ``--user-dir fairseq_lrn``), each ide
 * :func:`install_hub_skip_alignment`: ``hub.translate(sentences, skip_invalid_size_inputs=True)``
   returned fewer outputs than inputs, each one after a skipped sentence in the wrong place;
   now a skipped sentence gets ``None`` in its own place (and a warning naming its index).
+* :func:`install_keep_last_partial_batch`: fairseq 0.12's ``batch_by_size`` drops the last
+  batch when its size is not a multiple of ``--required-batch-size-multiple`` (default 8), so
+  ``fairseq-generate`` silently skips up to 7 test sentences; they come back as a last batch.
 * :func:`install_numpy2_compat`: fairseq 0.12 still uses ``np.compat.long`` and
   ``np.percentile(interpolation=)``, both removed in numpy 2, which ends language-model
   generation (fairseq-generate/-interactive, the hub's ``sample()``), any ``--sample-break-mode
   eos`` run and translation with ``--num-batch-buckets``; the fairseq modules concerned get a ``np`` that has them.
 """
 
+import functools
 import importlib
 import io
 import logging
@@ -296,9 +300,67 @@ def install_numpy2_compat() -> bool:
     return True
 
 
+# --- the last sentences of a split, which fairseq 0.12 drops ------------------------------------
+
+LAST_BATCH_FAIRSEQ_VERSIONS = ("0.12.",)
+
+
+def _loses_sentences(batch_by_size) -> bool:
+    """True when ``batch_by_size`` batches fewer sentences than it is given (probed on nine
+    one-token sentences, at most 8 a batch, batch sizes a multiple of 8)."""
+    import numpy
+
+    batches = batch_by_size(numpy.arange(9, dtype=numpy.int64), num_tokens_fn=lambda index: 1,
+                            max_sentences=8, required_batch_size_multiple=8)
+    return sum(len(batch) for batch in batches) != 9
+
+
+def _keep_every_sentence(original):
+    """Wrap fairseq's ``data_utils.batch_by_size`` so that the sentences it left out come back
+    as one last batch (a subset of the batch fairseq built, so within its limits)."""
+    import numpy
+
+    @functools.wraps(original)
+    def batch_by_size(indices, *args, **kwargs):
+        batches = original(indices, *args, **kwargs)
+        if not isinstance(indices, numpy.ndarray):
+            indices = numpy.fromiter(indices, dtype=numpy.int64, count=-1)
+        batched = numpy.concatenate(batches) if len(batches) else indices[:0]
+        if len(batched) < len(indices):
+            batches = list(batches) + [indices[~numpy.isin(indices, batched)]]
+        return batches
+
+    batch_by_size.keeps_every_sentence = True
+    return batch_by_size
+
+
+def install_keep_last_partial_batch() -> bool:
+    """Stop fairseq 0.12 from silently dropping up to 7 sentences of every split.
+
+    What fairseq does wrong: ``fairseq.data.data_utils.batch_by_size`` (0.12.2 and the
+    ``fairseq-fixed`` 0.12.3.x builds; fairseq issue #5036, open) drops the last batch when its
+    size is not a multiple of ``--required-batch-size-multiple`` (default 8), after the compiled
+    batcher has split the tail off into it. So ``fairseq-generate`` on a test set of 1,518
+    sentences translates 1,512 (BLEU is then computed on a subset, with no warning), validation
+    loss skips the same sentences, and every training epoch skips up to 7 pairs. The fix puts
+    the dropped sentences back as one last, smaller batch. Applied only to fairseq 0.12.x and
+    only when a probe shows the loss. Returns True when ``batch_by_size`` is (now) wrapped."""
+    import fairseq
+    from fairseq.data import data_utils
+
+    if getattr(data_utils.batch_by_size, "keeps_every_sentence", False):
+        return True
+    if not fairseq.__version__.startswith(LAST_BATCH_FAIRSEQ_VERSIONS) \
+            or not _loses_sentences(data_utils.batch_by_size):
+        return False
+    data_utils.batch_by_size = _keep_every_sentence(data_utils.batch_by_size)
+    return True
+
+
 def install() -> None:
     """Install every fix of this module (idempotent)."""
     install_numpy2_compat()
+    install_keep_last_partial_batch()
     install_atomic_checkpoint_copies()
     install_interactive_input_handling()
     install_hub_skip_alignment()

@@ -2,8 +2,8 @@
 """Language-model race: ``lrn_lm`` vs fairseq's ``lstm_lm`` and ``transformer_lm`` at matched
 parameter counts, each trained for the same wall-clock on real English text.
 
-    python scripts/benchmark_lm.py --train /work/shared/data/gettext-en-fr/train.en \\
-        --valid /work/shared/data/gettext-en-fr/valid.en --budget-seconds 600 --work-dir lm-race
+    python scripts/benchmark_lm.py --train TEXT/train.en --valid TEXT/valid.en \\
+        --budget-seconds 300 --work-dir lm-race        # e.g. TEXT = ../shared/data/gettext-en-fr
 
 1. Preparation (in ``--work-dir``, reused by later runs with the same inputs and settings): Moses
    punctuation normalisation + aggressive tokenization (sacremoses, data-prep/text_processing.py),

@@ -6,6 +6,8 @@ Systems (all built in-process with fairseq's own machinery, on the same data, at
 * ``lrn-fused``     LRN, fused Triton recurrence (only with CUDA + Triton; skipped otherwise)
 * ``lrn-cpu``       LRN, the PyTorch recurrence with a hand-written backward (``auto`` on CPU)
 * ``lrn-reference`` LRN, the step-by-step autograd recurrence (the ground truth)
+* ``olrn-fused``, ``olrn-cpu``  oLRN (``--lrn-output-gate``), only when named in ``--systems``;
+                    the report adds its ratio to the LRN of the same implementation
 * ``lstm``          fairseq's ``lstm``: bidirectional encoder, same layers / hidden / embedding
                     sizes; its decoder uses input feeding + attention (fairseq's defaults).
                     LRN does not feed inputs, which is what lets it run the decoder over all
@@ -61,8 +63,11 @@ import bench_utils as bu  # noqa: E402
 from bench import transformer_lrn as tl  # noqa: E402
 from bench_utils import fmt, fmt_spread, machine_info, paired_ratio, summary  # noqa: E402
 
-ALL_SYSTEMS = ("lrn-fused", "lrn-cpu", "lrn-reference", "lstm", "transformer")
-LRN_IMPL = {"lrn-fused": "fused", "lrn-cpu": "cpu", "lrn-reference": "reference"}
+DEFAULT_SYSTEMS = ("lrn-fused", "lrn-cpu", "lrn-reference", "lstm", "transformer")
+OUTPUT_GATE_SYSTEMS = ("olrn-fused", "olrn-cpu")  # opt-in: --systems ... olrn-cpu
+ALL_SYSTEMS = DEFAULT_SYSTEMS[:3] + OUTPUT_GATE_SYSTEMS + DEFAULT_SYSTEMS[3:]
+LRN_IMPL = {"lrn-fused": "fused", "lrn-cpu": "cpu", "lrn-reference": "reference",
+            "olrn-fused": "fused", "olrn-cpu": "cpu"}
 IMPL_NOTE = {"fused": "Triton kernels", "cpu": "PyTorch loop with a hand-written backward, any device",
              "reference": "step-by-step autograd loop"}
 GEN_CONFIGS = (("beam5_b1", 5, 1), ("beam5_b64", 5, 64), ("greedy_b1", 1, 1), ("greedy_b64", 1, 64))
@@ -116,8 +121,8 @@ def parse_args(argv=None):
         help="model size preset (default: %(default)s); the transformer-* sizes run the transformer_lrn "
              "vs transformer benchmark (scripts/bench/transformer_lrn.py)")
     add("--systems", nargs="+", choices=ALL_SYSTEMS + tl.SYSTEMS, default=None,
-        help="systems to run (default: all of the size's family; lrn-fused only where CUDA + Triton "
-             "are available)")
+        help="systems to run (default: all of the size's family except the oLRN ones, olrn-fused / "
+             "olrn-cpu, which run on request; *-fused only where CUDA + Triton are available)")
     add("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     add("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     add("--data", help="a fairseq data-bin to use instead of the generated data (train + test splits)")
@@ -163,7 +168,7 @@ def parse_args(argv=None):
     if args.sweep_lengths is not None or args.state_length or args.no_wide:
         parser.error("--sweep-lengths / --state-length / --no-wide need a transformer-* --size")
     if args.systems is None:
-        args.systems = list(ALL_SYSTEMS)
+        args.systems = list(DEFAULT_SYSTEMS)
     bad = [n for n in args.systems if n not in ALL_SYSTEMS]
     if bad:
         parser.error(f"systems {bad} need a transformer-* --size ({', '.join(tl.PRESETS)})")
@@ -259,9 +264,11 @@ def make_specs(args, preset: Preset, data_bin: str, share_all: bool, max_tokens:
     specs = []
     for name in args.systems:
         if name in LRN_IMPL:
+            gate = ["--lrn-output-gate"] if name in OUTPUT_GATE_SYSTEMS else []
             specs.append(Spec(name, base + ["--arch", preset.lrn_arch, *rnn_dims(preset),
-                                            "--lrn-impl", LRN_IMPL[name], *shlex.split(args.lrn_args)],
-                              f"--lrn-impl {LRN_IMPL[name]} ({IMPL_NOTE[LRN_IMPL[name]]}); first encoder layer "
+                                            "--lrn-impl", LRN_IMPL[name], *gate, *shlex.split(args.lrn_args)],
+                              ("oLRN (--lrn-output-gate), " if gate else "")
+                              + f"--lrn-impl {LRN_IMPL[name]} ({IMPL_NOTE[LRN_IMPL[name]]}); first encoder layer "
                               "bidirectional; additive attention; no input feeding"
                               + (f"; {args.lrn_args}" if args.lrn_args else "")))
         elif name == "lstm":
@@ -284,7 +291,7 @@ def make_specs(args, preset: Preset, data_bin: str, share_all: bool, max_tokens:
 
 def available(name: str, device: str) -> Optional[str]:
     """None if the system can run here, else why not."""
-    if name == "lrn-fused":
+    if name in ("lrn-fused", "olrn-fused"):
         from fairseq_lrn.ops import triton_available
 
         if device != "cuda":
@@ -764,6 +771,7 @@ def main(argv=None) -> dict:
     pairs = [(n, "lstm") for n in systems if n != "lstm"]
     if "lrn-reference" in systems:
         pairs += [(n, "lrn-reference") for n in ("lrn-fused", "lrn-cpu") if n in systems]
+    pairs += [(f"o{n}", n) for n in ("lrn-fused", "lrn-cpu") if n in systems and f"o{n}" in systems]
     for a, b in pairs:
         per = {k: paired_ratio(results, a, b, k) for k in ["train_tok_s", *gen_sets]}
         if all(v is not None for v in per.values()):
@@ -778,21 +786,8 @@ def main(argv=None) -> dict:
     if args.quality:
         report["quality"] = run_quality(args, preset, work, skipped)
     report["targets"] = check_targets(report, args.device, args.size)
-    if load_start:
-        report["machine"]["loadavg_start"] = load_start
-        report["machine"]["loadavg_end"] = os.getloadavg()
-    report["wall_seconds"] = time.time() - t_start
-    print_report(report)
-    print(f"\n(total {report['wall_seconds']:.0f} s; load average at start "
-          f"{report['machine'].get('loadavg_start')}, at end {report['machine'].get('loadavg_end')})")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
-        print(f"wrote {args.json}")
-    if args.plot:
-        plot(report, args.plot)
-        print(f"wrote {args.plot}")
-    return report
+    return bu.finish_report(report, args, t_start=t_start, load_start=load_start,
+                            print_report=print_report, plot=plot)
 
 
 if __name__ == "__main__":

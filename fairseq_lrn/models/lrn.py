@@ -10,7 +10,7 @@ from torch import nn
 
 from ..checkpoint_safety import CheckpointError
 from ..modules import ATTENTION_TYPES
-from ..ops import ACTIVATIONS, IMPLS
+from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args
 from .lrn_decoder import LRNDecoder
 from .lrn_encoder import LRNEncoder
 
@@ -49,10 +49,7 @@ def check_args(args) -> None:
                  "decoder_dropout_in", "decoder_dropout_out"):
         if not 0.0 <= getattr(args, name) < 1.0:
             raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
-    if args.lrn_activation not in ACTIVATIONS:
-        raise ValueError(f"--lrn-activation must be one of {ACTIVATIONS}, got {args.lrn_activation!r}")
-    if args.lrn_impl not in IMPLS:
-        raise ValueError(f"--lrn-impl must be one of {IMPLS}, got {args.lrn_impl!r}")
+    check_lrn_cell_args(args)
     shares_output = args.share_decoder_input_output_embed or args.share_all_embeddings
     if shares_output and args.decoder_out_embed_dim != args.decoder_embed_dim:
         raise ValueError("--share-decoder-input-output-embed needs --decoder-out-embed-dim "
@@ -120,17 +117,8 @@ class LRNModel(FairseqEncoderDecoderModel):
             help="share decoder input and output embeddings")
         add("--share-all-embeddings", action="store_true",
             help="share encoder, decoder and output embeddings (needs a joined dictionary)")
-        add("--lrn-activation", choices=ACTIVATIONS, help="g in h = g(i*r + f*h_prev)")
-        add("--layer-norm", action="store_true",
-            help="layer-normalise each gate's projection xW (before the bias) and each layer's output")
-        add("--no-layer-norm", dest="layer_norm", action="store_false", help="no layer normalisation")
-        add("--lrn-impl", choices=IMPLS,
-            help="recurrence implementation: auto (fused Triton kernel on CUDA, else the fast CPU "
-                 "path), fused, cpu or reference")
-        add("--lrn-output-gate", action="store_true",
-            help="oLRN (the authors' best MT unit): every encoder and decoder LRN gets a 4th "
-                 "gate s in its projection (a third more projection weights) and outputs "
-                 "h = sigmoid(s - c) * c, c the LRN cell")
+        add_lrn_cell_args(add, layer_norm_help="layer-normalise each gate's projection xW (before the "
+                                               "bias) and each layer's output")
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         """fairseq's load, refusing weights trained with dictionaries of another size with a

@@ -39,8 +39,8 @@ from fairseq.modules import AdaptiveSoftmax
 from torch import Tensor, nn
 
 from ..modules import LRNBlock
-from ..ops import ACTIVATIONS, IMPLS
 from .lrn import DEFAULT_MAX_POSITIONS, Embedding
+from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args
 
 CACHE_KEY = "lrn_lm_state"
 
@@ -157,10 +157,7 @@ def check_args(args, task) -> None:
     for name in ("dropout", "decoder_dropout_in", "decoder_dropout_out", "adaptive_softmax_dropout"):
         if not 0.0 <= getattr(args, name) < 1.0:
             raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
-    if args.lrn_activation not in ACTIVATIONS:
-        raise ValueError(f"--lrn-activation must be one of {ACTIVATIONS}, got {args.lrn_activation!r}")
-    if args.lrn_impl not in IMPLS:
-        raise ValueError(f"--lrn-impl must be one of {IMPLS}, got {args.lrn_impl!r}")
+    check_lrn_cell_args(args)
     if args.share_decoder_input_output_embed:
         if args.decoder_out_embed_dim != args.decoder_embed_dim:
             raise ValueError("--share-decoder-input-output-embed needs --decoder-out-embed-dim "
@@ -196,15 +193,8 @@ class LRNLanguageModel(FairseqLanguageModel):
             help="dropout after each decoder layer and before the output softmax")
         add("--share-decoder-input-output-embed", action="store_true",
             help="share decoder input and output embeddings")
-        add("--lrn-activation", choices=ACTIVATIONS, help="g in h = g(i*r + f*h_prev)")
-        add("--layer-norm", action="store_true",
-            help="layer-normalise each gate's projection xW (before the bias) and each layer's output")
-        add("--no-layer-norm", dest="layer_norm", action="store_false", help="no layer normalisation")
-        add("--lrn-impl", choices=IMPLS,
-            help="recurrence implementation: auto (fused Triton kernel on CUDA, else the fast CPU "
-                 "path), fused, cpu or reference")
-        add("--lrn-output-gate", action="store_true",
-            help="oLRN: an output gate o = sigmoid(s - c), h = o * c on every layer")
+        add_lrn_cell_args(add, layer_norm_help="layer-normalise each gate's projection xW (before the "
+                                               "bias) and each layer's output")
 
     @classmethod
     def build_model(cls, args, task):

@@ -34,8 +34,8 @@ from torch import Tensor
 
 from ..checkpoint_safety import CheckpointError
 from ..modules import TransformerLRNDecoderLayer
-from ..ops import ACTIVATIONS, IMPLS
 from .lrn import dictionary_mismatches
+from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args
 
 STATE_KEY = "lrn_state"
 
@@ -44,6 +44,8 @@ STATE_KEY = "lrn_state"
 REFUSED_FLAGS = {
     "cross_self_attention": "the LRN decoder has no self-attention to join with the encoder attention",
     "no_cross_attention": "the LRN decoder's layers attend over the encoder",
+    "decoder_xformers_att_config": "it configures fairseq's decoder self-attention (the encoder attention "
+                                   "takes --encoder-xformers-att-config, as in fairseq)",
 }
 
 
@@ -102,9 +104,12 @@ class TransformerLRNDecoder(TransformerDecoderBase):
             activation_fn=utils.get_activation_fn(activation=cfg.activation_fn),
             normalize_before=cfg.decoder.normalize_before, lrn_activation=cfg.lrn_activation,
             lrn_layer_norm=cfg.layer_norm, lrn_impl=cfg.lrn_impl,
-            output_gate=getattr(cfg, "lrn_output_gate", False))
-        layer.fc1 = quant_noise(layer.fc1, q_noise, block)
-        layer.fc2 = quant_noise(layer.fc2, q_noise, block)
+            output_gate=cfg.lrn_output_gate)
+        # quant noise where fairseq's layer has it: the FFN and, in place of the self-attention's
+        # projections, the LRN's (a no-op at --quant-noise-pq 0)
+        for name in ("fc1", "fc2"):
+            setattr(layer, name, quant_noise(getattr(layer, name), q_noise, block))
+        layer.lrn.proj = quant_noise(layer.lrn.proj, q_noise, block)
         if cfg.checkpoint_activations:
             layer = checkpoint_wrapper(layer, offload_to_cpu=cfg.offload_activations)
         min_params_to_wrap = 0 if cfg.checkpoint_activations else cfg.min_params_to_wrap
@@ -119,10 +124,7 @@ def check_args(args) -> None:
     if args.decoder_learned_pos and not args.decoder_positional_embeddings:
         raise ValueError("--decoder-learned-pos needs --decoder-positional-embeddings (the LRN decoder "
                          "has no positional embeddings by default)")
-    if args.lrn_activation not in ACTIVATIONS:
-        raise ValueError(f"--lrn-activation must be one of {ACTIVATIONS}, got {args.lrn_activation!r}")
-    if args.lrn_impl not in IMPLS:
-        raise ValueError(f"--lrn-impl must be one of {IMPLS}, got {args.lrn_impl!r}")
+    check_lrn_cell_args(args)
     for name in ("encoder_layers", "decoder_layers", "encoder_embed_dim", "decoder_embed_dim",
                  "decoder_ffn_embed_dim", "decoder_attention_heads"):
         if getattr(args, name) < 1:
@@ -147,16 +149,9 @@ class TransformerLRNModel(TransformerModel):
         """Every flag of ``--arch transformer``, plus the LRN decoder's."""
         TransformerModel.add_args(parser)
         add = parser.add_argument
-        add("--lrn-activation", choices=ACTIVATIONS, help="g in h = g(i*r + f*h_prev) of the decoder LRNs")
-        add("--layer-norm", action="store_true",
-            help="layer-normalise each LRN gate's projection xW (before the bias; default on)")
-        add("--no-layer-norm", dest="layer_norm", action="store_false",
-            help="no layer norm on the LRN projections (the layers' own norms stay)")
-        add("--lrn-impl", choices=IMPLS,
-            help="recurrence implementation: auto (fused Triton kernel on CUDA, else the fast CPU "
-                 "path), fused, cpu or reference")
-        add("--lrn-output-gate", action="store_true",
-            help="oLRN: an output gate on every decoder LRN (the authors' best MT unit)")
+        add_lrn_cell_args(add, layer_norm_help="layer-normalise each LRN gate's projection xW (before "
+                                               "the bias; default on)",
+                          no_layer_norm_help="no layer norm on the LRN projections (the layers' own norms stay)")
         add("--decoder-positional-embeddings", action="store_true",
             help="add positional embeddings to the decoder input (off by default: the "
                  "recurrence knows the order; --decoder-learned-pos picks learned ones)")

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops import ACTIVATIONS, IMPLS, lrn_cell, lrn_recurrence, num_gates
+from ..ops import ACTIVATIONS, IMPLS, lrn_recurrence, lrn_step, num_gates
 
 
 class LRNLayer(nn.Module):
@@ -79,8 +79,7 @@ class LRNLayer(nn.Module):
         if self.bidirectional:
             raise RuntimeError("step() needs a unidirectional layer: a backward direction "
                                "cannot be run one step at a time")
-        p, q, r, *s = self.project(x).unbind(-2)  # s: the output gate's, for oLRN
-        return lrn_cell(p, q, r, h_prev, self.activation, *s)
+        return lrn_step(self.project(x), h_prev, self.activation)
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, bidirectional={self.bidirectional}, "

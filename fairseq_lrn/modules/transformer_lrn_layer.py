@@ -25,8 +25,9 @@ class TransformerLRNDecoderLayer(nn.Module):
     """LRN -> encoder attention -> FFN, with residuals, dropout and layer norms.
 
     forward: x ``(T, B, C)``, encoder_out ``(S, B, C_enc)``, encoder_padding_mask ``(B, S)``,
-    h0 ``(B, C)`` -> ``y (T, B, C)``, attention ``(heads or 1, B, T, S)`` or None, the LRN's
-    last state ``(B, C)``.
+    h0 ``(B, C)`` -> ``y (T, B, C)``, the encoder attention's weights (``(B, T, S)`` averaged over
+    heads, ``(heads, B, T, S)`` with ``need_head_weights``, None when not asked for) and the
+    LRN's last state ``(B, C)``.
     """
 
     def __init__(self, *, embed_dim: int, ffn_embed_dim: int, encoder_attention: Optional[nn.Module],
@@ -39,10 +40,8 @@ class TransformerLRNDecoderLayer(nn.Module):
         self.normalize_before = normalize_before
         self.dropout, self.activation_dropout = dropout, activation_dropout
         self.activation_fn = activation_fn
-        lrn_kwargs = dict(activation=lrn_activation, layer_norm=lrn_layer_norm, impl=lrn_impl)
-        if output_gate:  # only passed when asked for, so LRNLayer needs no oLRN support otherwise
-            lrn_kwargs["output_gate"] = True
-        self.lrn = LRNLayer(embed_dim, embed_dim, **lrn_kwargs)
+        self.lrn = LRNLayer(embed_dim, embed_dim, activation=lrn_activation, layer_norm=lrn_layer_norm,
+                            impl=lrn_impl, output_gate=output_gate)
         self.lrn_layer_norm = nn.LayerNorm(embed_dim)
         self.encoder_attn = encoder_attention
         self.encoder_attn_layer_norm = nn.LayerNorm(embed_dim) if encoder_attention is not None else None
@@ -64,11 +63,9 @@ class TransformerLRNDecoderLayer(nn.Module):
     def run_lrn(self, x: Tensor, h0: Optional[Tensor], padding_mask: Optional[Tensor],
                 single_step: bool) -> Tuple[Tensor, Tensor]:
         """The LRN over x ``(T, B, C)`` from h0 ``(B, C)`` (zeros if None); padding_mask
-        ``(B, T)`` True at padded steps. ``single_step`` (incremental decoding, T == 1) runs
-        the cell once instead of the recurrence. Returns ``out (T, B, C)`` and ``h_last (B, C)``."""
+        ``(B, T)`` True at padded steps. ``single_step`` (incremental decoding: T == 1, no
+        padding) runs the cell once instead of the recurrence. Returns ``out (T, B, C)`` and ``h_last (B, C)``."""
         if single_step:
-            if x.size(0) != 1:
-                raise ValueError(f"single_step needs one time step, got T={x.size(0)}")
             h_prev = x.new_zeros(x.size(1), self.embed_dim) if h0 is None else h0.to(x.dtype)
             h = self.lrn.step(x[0], h_prev)
             return h.unsqueeze(0), h

@@ -22,11 +22,12 @@ from torch import Tensor
 
 from .cpu_lrn import lrn_recurrence_cpu
 from .reference import ACTIVATIONS, lrn_cell, lrn_recurrence_reference, num_gates
+from .step import lrn_step
 
 IMPLS = ("auto", "fused", "cpu", "reference")
 
 __all__ = ["ACTIVATIONS", "IMPLS", "lrn_cell", "lrn_recurrence", "lrn_recurrence_cpu",
-           "lrn_recurrence_reference", "num_gates", "resolve_impl", "triton_available"]
+           "lrn_recurrence_reference", "lrn_step", "num_gates", "resolve_impl", "triton_available"]
 
 
 @functools.lru_cache(maxsize=None)

@@ -18,7 +18,6 @@ the longest L (grows-with-output / constant / encoder-attention static), trainin
 
 import argparse
 import datetime
-import json
 import os
 import sys
 import tempfile
@@ -537,19 +536,6 @@ def main(args, argv=None) -> dict:
     for s in systems.values():
         s.close()
     report["targets"] = check_targets(report)
-    if load_start:
-        report["machine"]["loadavg_start"] = load_start
-        report["machine"]["loadavg_end"] = os.getloadavg()
-    report["wall_seconds"] = time.time() - t_start
-    print_report(report)
-    print(f"\n(total {report['wall_seconds']:.0f} s; load average at start "
-          f"{report['machine'].get('loadavg_start')}, at end {report['machine'].get('loadavg_end')})")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
-        print(f"wrote {args.json}")
-    if args.plot:
-        plot(report, args.plot)
-        print(f"wrote {args.plot}")
-    return report
+    return bu.finish_report(report, args, t_start=t_start, load_start=load_start,
+                            print_report=print_report, plot=plot)
 

@@ -60,3 +60,27 @@ def test_truncated_checkpoint_is_named(trained, tmp_path):
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated"):
         checkpoint_utils.load_checkpoint_to_cpu(str(truncated))
+
+
+def test_torch_before_2_6_is_left_as_fairseq_uses_it_with_a_warning(monkeypatch, caplog):
+    """torch < 2.6 unpickles everything by default (and < 2.5 has no safe_globals): the loader is
+    not wrapped there (it would protect nothing, and failed on every checkpoint under 2.0-2.4)."""
+    from types import SimpleNamespace
+
+    from fairseq_lrn import checkpoint_safety
+
+    assert not checkpoint_safety.weights_only_by_default(
+        SimpleNamespace(__version__="2.5.1", serialization=SimpleNamespace(safe_globals=None)))
+    assert not checkpoint_safety.weights_only_by_default(
+        SimpleNamespace(__version__="2.4.0+cpu", serialization=SimpleNamespace()))
+    assert checkpoint_safety.weights_only_by_default()  # the torch the tests run with (>= 2.6)
+
+    def fairseq_loader(path):
+        return "fairseq's own"
+
+    monkeypatch.setattr(checkpoint_utils, "load_checkpoint_to_cpu", fairseq_loader)
+    monkeypatch.setattr(checkpoint_safety, "weights_only_by_default", lambda: False)
+    with caplog.at_level("WARNING"):
+        assert checkpoint_safety.install() is False
+    assert checkpoint_utils.load_checkpoint_to_cpu is fairseq_loader
+    assert "no protection against crafted files" in caplog.text

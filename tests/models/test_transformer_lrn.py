@@ -35,6 +35,7 @@ def state_tensors(incremental_state):
     dict(lrn_activation="tanh", layer_norm=False, decoder_layers=3),
     dict(decoder_positional_embeddings=True, decoder_learned_pos=True),
     dict(lrn_output_gate=True, share_all_embeddings=True),
+    dict(quant_noise_pq=0.1, quant_noise_pq_block_size=8, decoder_layerdrop=0.2),
 ])
 def test_incremental_decoder_equals_full_decoder(overrides):
     model = build(**overrides).double().eval()
@@ -145,6 +146,7 @@ def test_the_decoder_has_no_self_attention_and_fewer_parameters_than_the_transfo
 @pytest.mark.parametrize("overrides, message", [
     (dict(cross_self_attention=True), "--cross-self-attention does not apply"),
     (dict(no_cross_attention=True), "--no-cross-attention does not apply"),
+    (dict(decoder_xformers_att_config="{}"), "--decoder-xformers-att-config does not apply"),
     (dict(decoder_learned_pos=True), "--decoder-learned-pos needs --decoder-positional-embeddings"),
     (dict(lrn_impl="cuda"), "--lrn-impl must be one of"),
     (dict(lrn_activation="relu"), "--lrn-activation must be one of"),

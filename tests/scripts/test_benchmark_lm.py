@@ -9,7 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "benchmark_lm.py"
-TEXT = Path("/work/shared/data/gettext-en-fr")
+TEXT = REPO.parent / "shared" / "data" / "gettext-en-fr"  # the shared corpus beside the checkout
 
 
 def write_english(folder: Path):

@@ -1,0 +1,28 @@
+"""The LRN cell's flags, shared by every model of the plugin (``lrn``, ``transformer_lrn``,
+``lrn_lm``): ``--lrn-activation``, ``--layer-norm`` / ``--no-layer-norm``, ``--lrn-impl``,
+``--lrn-output-gate``; their checks; their keyword arguments for the layers."""
+
+from ..ops import ACTIVATIONS, IMPLS
+
+IMPL_HELP = ("recurrence implementation: auto (fused Triton kernel on CUDA, else the fast CPU path), "
+             "fused, cpu or reference")
+OUTPUT_GATE_HELP = ("oLRN (the authors' best MT unit): a 4th gate s in every LRN's projection (a third "
+                    "more projection weights); each step outputs h = sigmoid(s - c) * c, c the LRN cell")
+
+
+def add_lrn_cell_args(add, *, layer_norm_help: str, no_layer_norm_help: str = "no layer normalisation") -> None:
+    """Add the cell's flags with ``add`` (a parser's or group's ``add_argument``); each model
+    says what ``--layer-norm`` normalises in it."""
+    add("--lrn-activation", choices=ACTIVATIONS, help="g in c = g(i*r + f*h_prev) of every LRN")
+    add("--layer-norm", action="store_true", help=layer_norm_help)
+    add("--no-layer-norm", dest="layer_norm", action="store_false", help=no_layer_norm_help)
+    add("--lrn-impl", choices=IMPLS, help=IMPL_HELP)
+    add("--lrn-output-gate", action="store_true", help=OUTPUT_GATE_HELP)
+
+
+def check_lrn_cell_args(args) -> None:
+    """Raise ValueError naming ``--lrn-activation`` or ``--lrn-impl`` when its value is unknown."""
+    if args.lrn_activation not in ACTIVATIONS:
+        raise ValueError(f"--lrn-activation must be one of {ACTIVATIONS}, got {args.lrn_activation!r}")
+    if args.lrn_impl not in IMPLS:
+        raise ValueError(f"--lrn-impl must be one of {IMPLS}, got {args.lrn_impl!r}")
