@@ -10,7 +10,7 @@ from torch import nn
 
 from ..checkpoint_safety import CheckpointError
 from ..modules import ATTENTION_TYPES
-from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args
+from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
 from .lrn_decoder import LRNDecoder
 from .lrn_encoder import LRNEncoder
 
@@ -199,10 +199,7 @@ def base_architecture(args):
     args.decoder_dropout_out = getattr(args, "decoder_dropout_out", args.dropout)
     args.share_decoder_input_output_embed = getattr(args, "share_decoder_input_output_embed", False)
     args.share_all_embeddings = getattr(args, "share_all_embeddings", False)
-    args.lrn_activation = getattr(args, "lrn_activation", "identity")
-    args.layer_norm = getattr(args, "layer_norm", True)
-    args.lrn_impl = getattr(args, "lrn_impl", "auto")
-    args.lrn_output_gate = getattr(args, "lrn_output_gate", False)
+    lrn_cell_defaults(args, activation="identity")
     args.max_source_positions = getattr(args, "max_source_positions", DEFAULT_MAX_POSITIONS)
     args.max_target_positions = getattr(args, "max_target_positions", DEFAULT_MAX_POSITIONS)
 

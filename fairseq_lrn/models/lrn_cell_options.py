@@ -1,6 +1,6 @@
 """The LRN cell's flags, shared by every model of the plugin (``lrn``, ``transformer_lrn``,
 ``lrn_lm``): ``--lrn-activation``, ``--layer-norm`` / ``--no-layer-norm``, ``--lrn-impl``,
-``--lrn-output-gate``; their checks; their keyword arguments for the layers."""
+``--lrn-output-gate``; their defaults and their checks."""
 
 from ..ops import ACTIVATIONS, IMPLS
 
@@ -26,3 +26,12 @@ def check_lrn_cell_args(args) -> None:
         raise ValueError(f"--lrn-activation must be one of {ACTIVATIONS}, got {args.lrn_activation!r}")
     if args.lrn_impl not in IMPLS:
         raise ValueError(f"--lrn-impl must be one of {IMPLS}, got {args.lrn_impl!r}")
+
+
+def lrn_cell_defaults(args, *, activation: str) -> None:
+    """Fill the cell's flags a command line left unset: ``activation`` (each model has its
+    own), layer-normalised projections, ``--lrn-impl auto``, no output gate."""
+    args.lrn_activation = getattr(args, "lrn_activation", activation)
+    args.layer_norm = getattr(args, "layer_norm", True)
+    args.lrn_impl = getattr(args, "lrn_impl", "auto")
+    args.lrn_output_gate = getattr(args, "lrn_output_gate", False)

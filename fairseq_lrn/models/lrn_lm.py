@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from ..modules import LRNBlock
 from .lrn import DEFAULT_MAX_POSITIONS, Embedding
-from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args
+from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
 
 CACHE_KEY = "lrn_lm_state"
 
@@ -234,10 +234,7 @@ def base_architecture(args):
     args.share_decoder_input_output_embed = getattr(args, "share_decoder_input_output_embed", False)
     args.adaptive_softmax_cutoff = getattr(args, "adaptive_softmax_cutoff", "10000,50000,200000")
     args.adaptive_softmax_dropout = getattr(args, "adaptive_softmax_dropout", 0.0)
-    args.lrn_activation = getattr(args, "lrn_activation", "tanh")
-    args.layer_norm = getattr(args, "layer_norm", True)
-    args.lrn_impl = getattr(args, "lrn_impl", "auto")
-    args.lrn_output_gate = getattr(args, "lrn_output_gate", False)
+    lrn_cell_defaults(args, activation="tanh")
     args.max_target_positions = getattr(args, "max_target_positions", None)
 
 

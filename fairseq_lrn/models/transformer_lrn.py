@@ -35,7 +35,7 @@ from torch import Tensor
 from ..checkpoint_safety import CheckpointError
 from ..modules import TransformerLRNDecoderLayer
 from .lrn import dictionary_mismatches
-from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args
+from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
 
 STATE_KEY = "lrn_state"
 
@@ -180,10 +180,7 @@ class TransformerLRNModel(TransformerModel):
 def lrn_decoder_defaults(args) -> None:
     """Defaults of the LRN decoder's own flags (identity activation and layer-normalised
     projections, the authors' MT settings; no decoder positional embeddings)."""
-    args.lrn_activation = getattr(args, "lrn_activation", "identity")
-    args.layer_norm = getattr(args, "layer_norm", True)
-    args.lrn_impl = getattr(args, "lrn_impl", "auto")
-    args.lrn_output_gate = getattr(args, "lrn_output_gate", False)
+    lrn_cell_defaults(args, activation="identity")
     args.decoder_positional_embeddings = getattr(args, "decoder_positional_embeddings", False)
 
 
