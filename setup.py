@@ -19,7 +19,7 @@ setup(
     python_requires=">=3.8",
     packages=find_packages(include=["fairseq_lrn", "fairseq_lrn.*"]),
     install_requires=[
-        "torch>=1.13",
+        "torch>=2.6",  # the safe checkpoint loader (fairseq_compat.checkpoint_loading) needs it
         # fairseq 0.12.2 cannot be imported on Python >= 3.11; fairseq-fixed is the same module, patched.
         "fairseq==0.12.2; python_version < '3.11'",
         "fairseq-fixed==0.12.3.1; python_version >= '3.11'",
@@ -33,7 +33,7 @@ setup(
         "test": ["pytest", "triton", "matplotlib"],
         "plot": ["matplotlib"],
     },
-    entry_points={"console_scripts": ["fairseq-lrn-dir = fairseq_lrn.cli:print_user_dir"]},
+    entry_points={"console_scripts": ["fairseq-lrn-dir = fairseq_lrn.tools:print_user_dir"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

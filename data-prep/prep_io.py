@@ -1,31 +1,11 @@
-"""File helpers shared by the WMT14 preparation steps: atomic outputs, line I/O, alignment checks."""
+"""File helpers shared by the WMT14 preparation steps: line I/O and alignment checks.
 
-import contextlib
-import os
-from pathlib import Path
+Outputs are written through :func:`fairseq_lrn.atomic_files.atomic_outputs` (a temporary name,
+renamed into place when complete), the one way fairseq-lrn writes files atomically."""
 
 
 class PrepError(Exception):
     """A preparation failure the user can act on; the message names the file involved."""
-
-
-@contextlib.contextmanager
-def atomic(*paths):
-    """Yield a list of temporary names for `paths`; rename them into place only if the block completes.
-
-    An interrupted step thus never leaves a final-looking file behind, and a rerun starts clean.
-    """
-    tmps = [Path(f"{p}.tmp") for p in paths]
-    for p in paths:
-        Path(p).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        yield tmps
-    except BaseException:
-        for t in tmps:
-            t.unlink(missing_ok=True)
-        raise
-    for t, p in zip(tmps, paths):
-        os.replace(t, p)
 
 
 def open_text(path, mode="r"):

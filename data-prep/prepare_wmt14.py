@@ -21,14 +21,14 @@ changing a setting reruns the steps from the first one it affects.
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import text_processing as text
 import wmt14_sources as sources
-from prep_io import PrepError, atomic, check_aligned, count_lines
+from fairseq_lrn.atomic_files import atomic_outputs
+from fairseq_lrn.tools.data_bin import build_data_bin
+from prep_io import PrepError, check_aligned, count_lines
 
 SRC, TGT = "en", "de"
 STEPS = ("extract", "tokenize", "clean", "learn-subwords", "apply-subwords", "binarize")
@@ -94,7 +94,7 @@ class StepRunner:
             marker.unlink(missing_ok=True)
             log(f"{name}: running")
             fn()
-            with atomic(marker) as [tmp]:
+            with atomic_outputs(marker) as [tmp]:
                 tmp.write_text(record)
         return name == self.stop_after
 
@@ -144,17 +144,12 @@ def prepare(args):
             check_aligned(sub / f"{split}.{SRC}", sub / f"{split}.{TGT}")
 
     def binarize():
-        tmp = out / "data-bin.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        cmd = [sys.executable, "-m", "fairseq_cli.preprocess", "--source-lang", SRC, "--target-lang", TGT,
-               *(arg for split in tok_input for arg in (f"--{split}pref", str(sub / split))),
-               "--destdir", str(tmp), "--workers", str(max(1, args.workers))]
-        if args.joined_dictionary:
-            cmd.append("--joined-dictionary")
-        if subprocess.run(cmd).returncode != 0:
-            raise PrepError(f"fairseq-preprocess failed on {sub}/{{train,valid,test}}.{{{SRC},{TGT}}}")
-        shutil.rmtree(data_bin, ignore_errors=True)
-        os.replace(tmp, data_bin)
+        try:  # a rerun (changed settings) swaps the new folder for the old one only once it is complete
+            build_data_bin(str(data_bin), **{split: str(sub / split) for split in tok_input}, source_lang=SRC,
+                           target_lang=TGT, joined_dictionary=args.joined_dictionary,
+                           workers=max(1, args.workers), replace=True)
+        except RuntimeError as exc:
+            raise PrepError(f"fairseq-preprocess failed on {sub}/{{train,valid,test}}.{{{SRC},{TGT}}}: {exc}") from exc
 
     step = StepRunner(out, args.stop_after)
     plan = (

@@ -7,7 +7,8 @@ from pathlib import Path
 import regex
 from tqdm import tqdm
 
-from prep_io import PrepError, atomic, open_text, read_lines, write_lines
+from fairseq_lrn.atomic_files import atomic_outputs
+from prep_io import PrepError, open_text, read_lines, write_lines
 
 
 class MosesPreprocessor:
@@ -84,7 +85,7 @@ def parallel_map(fn, lines, workers, total, desc):
 
 def transform_file(fn, inputs, output, workers, total, desc):
     """Write fn(line) for every line of `inputs` (concatenated) to `output`, atomically."""
-    with atomic(output) as [tmp]:
+    with atomic_outputs(output) as [tmp]:
         write_lines(tmp, parallel_map(fn, read_lines(*inputs), workers, total, desc))
 
 
@@ -94,7 +95,7 @@ def clean_corpus(src_in, tgt_in, src_out, tgt_out, min_len=1, max_len=250, ratio
     The rules of Moses' clean-corpus-n.perl. Returns (kept, dropped).
     """
     kept = dropped = 0
-    with atomic(src_out, tgt_out) as [src_tmp, tgt_tmp], \
+    with atomic_outputs(src_out, tgt_out) as [src_tmp, tgt_tmp], \
             open_text(src_tmp, "w") as fs, open_text(tgt_tmp, "w") as ft:
         for src, tgt in zip(read_lines(src_in), read_lines(tgt_in), strict=True):
             n_src, n_tgt = len(src.split()), len(tgt.split())
@@ -112,7 +113,7 @@ def learn_bpe(inputs, codes_path, merges):
     """Learn joint BPE codes with subword-nmt over all `inputs`."""
     from subword_nmt.learn_bpe import learn_bpe as subword_nmt_learn
 
-    with atomic(codes_path) as [tmp], open(tmp, "w", encoding="utf-8") as out:
+    with atomic_outputs(codes_path) as [tmp], open(tmp, "w", encoding="utf-8") as out:
         subword_nmt_learn(read_lines(*inputs), out, merges)
 
 
@@ -120,7 +121,7 @@ def learn_spm(inputs, model_path, vocab_path, vocab_size, workers):
     """Train a joint sentencepiece (unigram) model over all `inputs`."""
     import sentencepiece
 
-    with atomic(model_path, vocab_path) as [model_tmp, vocab_tmp]:
+    with atomic_outputs(model_path, vocab_path) as [model_tmp, vocab_tmp]:
         prefix = model_path.with_name(model_path.stem + ".training")
         try:
             sentencepiece.SentencePieceTrainer.train(

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from prep_io import PrepError, atomic, count_lines, open_text
+from fairseq_lrn.atomic_files import atomic_outputs
+from prep_io import PrepError, count_lines, open_text
 
 URLS = {
     "training-parallel-europarl-v7.tgz": "http://statmt.org/wmt13/training-parallel-europarl-v7.tgz",
@@ -65,7 +66,7 @@ def fetch(archive, raw_dir, download_dir):
         return path
     path = Path(download_dir) / archive
     if not path.is_file():
-        with atomic(path) as [tmp]:
+        with atomic_outputs(path) as [tmp]:
             _download(URLS[archive], tmp)
     return path
 
@@ -91,7 +92,7 @@ def extract(archive_path, corpora, out_dir):
     wanted = {member: (Path(out_dir) / f"{c.name}.{lang}", c.sgml)
               for c in corpora for lang, member in c.members.items()}
     found = set()
-    with atomic(*(dest for dest, _ in wanted.values())) as tmps:
+    with atomic_outputs(*(dest for dest, _ in wanted.values())) as tmps:
         tmp_of = dict(zip(wanted, tmps))
         try:
             with open(archive_path, "rb") as raw, \

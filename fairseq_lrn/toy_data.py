@@ -13,6 +13,8 @@ import os
 import random
 from typing import Callable, Dict, Tuple
 
+from .atomic_files import atomic_outputs
+
 NOUNS = {"cat": "kato", "dog": "hundo", "bird": "birdo", "child": "infano", "teacher": "instruisto",
          "farmer": "farmisto", "horse": "ĉevalo", "friend": "amiko", "doctor": "kuracisto",
          "king": "reĝo", "city": "urbo", "river": "rivero"}
@@ -70,8 +72,7 @@ def write_corpus(folder: str, task: str = "reordering", sizes: Dict[str, int] = 
     for split, n in sizes.items():
         pairs = [TASKS[task](rng) for _ in range(n)]
         for lang, column in ((src, 0), (tgt, 1)):
-            path = os.path.join(folder, f"{split}.{lang}")
-            with open(path + ".tmp", "w", encoding="utf-8") as f:
+            with atomic_outputs(os.path.join(folder, f"{split}.{lang}")) as (temp,), \
+                    open(temp, "w", encoding="utf-8") as f:
                 f.writelines(pair[column] + "\n" for pair in pairs)
-            os.replace(path + ".tmp", path)
     return sizes

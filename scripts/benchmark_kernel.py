@@ -241,7 +241,8 @@ def sweep(timer, copy_gbps, T, B, d, dtype_name, device, output_gate=False):
     """Fused fwd and fwd+bwd ms (and fraction of copy bandwidth) of LRN (oLRN with
     ``output_gate``) for the launch heuristic (config None) and each (BLOCK, num_warps, STEPS,
     STAGES) in SWEEP_CONFIGS; and the heuristic's picks for the forward and backward kernels."""
-    from fairseq_lrn.ops.triton_lrn import chunk_tiles, launch_config, lrn_recurrence_fused
+    from fairseq_lrn.ops.launch_config import chunk_tiles, launch_config
+    from fairseq_lrn.ops.triton_lrn import lrn_recurrence_fused
 
     dtype = DTYPES[dtype_name]
     gates = num_gates(output_gate)
@@ -255,7 +256,8 @@ def sweep(timer, copy_gbps, T, B, d, dtype_name, device, output_gate=False):
         results.append({"T": T, "B": B, "d": d, "dtype": dtype_name, "cell": "oLRN" if output_gate else "LRN",
                         "config": config, "fwd_ms": fwd, "fwd_bwd_ms": fwd_bwd,
                         "copy_fraction": {k: v / copy_gbps for k, v in gbps.items()}})
-    default = {kernel: launch_config(d, B, dtype, device, chunk_tiles(kernel == "bwd", output_gate))
+    default = {kernel: tuple(launch_config(d, B, dtype=dtype, device=device,  # printed as before
+                                           tiles=chunk_tiles(kernel == "bwd", output_gate)))
                for kernel in ("fwd", "bwd")}
     return results, default
 

@@ -9,7 +9,7 @@ parameter counts, each trained for the same wall-clock on real English text.
    punctuation normalisation + aggressive tokenization (sacremoses, data-prep/text_processing.py),
    BPE learned on the training text (subword-nmt, ``--bpe-merges``), ``fairseq-preprocess
    --only-source``. Perplexity is therefore per BPE token (the same units for every system).
-2. Systems, built in-process with fairseq's own machinery (scripts/bench_utils.py ``System``):
+2. Systems, built in-process with fairseq's own machinery (scripts/bench/systems.py ``System``):
    one ``--task language_modeling`` recipe for all (``--sample-break-mode none`` blocks of
    ``--tokens-per-sample``, tied input/output embeddings, Adam (0.9, 0.98), inverse-sqrt with
    warm-up, clip-norm 1.0, dropout 0.1, cross-entropy), the same embedding dim E (``--embed-dim``).
@@ -42,9 +42,11 @@ for _path in (REPO, os.path.join(REPO, "data-prep"), HERE):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-import bench_utils as bu  # noqa: E402  (quiets fairseq's logging)
+from bench.fairseq_setup import quiet_fairseq  # noqa: E402
+from bench.machine import machine_info  # noqa: E402
+from bench.systems import System, user_dir  # noqa: E402
 
-from fairseq_lrn.cli import run_fairseq  # noqa: E402
+from fairseq_lrn.tools.data_bin import build_data_bin  # noqa: E402
 
 SYSTEMS = ("lrn_lm", "lstm_lm", "transformer_lm")
 
@@ -60,7 +62,7 @@ def prepare(train: str, valid: str, work: str, lang: str, merges: int, max_lines
                                    lang, merges, max_lines]).encode()).hexdigest()[:10]
     prep = os.path.join(work, f"prep-{key}")
     data_bin = os.path.join(prep, "bin")
-    if os.path.exists(os.path.join(data_bin, "done")):
+    if os.path.isdir(data_bin):  # build_data_bin writes it complete or not at all
         return data_bin
     os.makedirs(prep, exist_ok=True)
     tokenize = text.MosesPreprocessor(lang)
@@ -75,18 +77,15 @@ def prepare(train: str, valid: str, work: str, lang: str, merges: int, max_lines
         with open(os.path.join(prep, f"{split}.tok"), encoding="utf-8") as src, \
                 open(os.path.join(prep, f"{split}.bpe"), "w", encoding="utf-8") as dst:
             dst.writelines(segment(line.rstrip("\n")) + "\n" for line in src)
-    run_fairseq("preprocess", "--only-source", "--trainpref", os.path.join(prep, "train.bpe"),
-                "--validpref", os.path.join(prep, "valid.bpe"), "--destdir", data_bin, "--workers", "1",
-                capture=True)
-    open(os.path.join(data_bin, "done"), "w").close()
-    return data_bin
+    return build_data_bin(data_bin, train=os.path.join(prep, "train.bpe"), valid=os.path.join(prep, "valid.bpe"),
+                          source_lang=None, target_lang=None, in_process=True)
 
 
 # ----------------------------------------------------------------------------- systems
 
 def common_args(args, data_bin: str) -> List[str]:
     """The fairseq-train arguments every system shares."""
-    return [data_bin, "--user-dir", bu.USER_DIR, "--task", "language_modeling",
+    return [data_bin, "--user-dir", user_dir(), "--task", "language_modeling",
             "--tokens-per-sample", str(args.tokens_per_sample), "--sample-break-mode", "none",
             "--max-tokens", str(args.max_tokens), "--criterion", "cross_entropy",
             "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", "1.0",
@@ -141,14 +140,14 @@ def match_transformer(body: int, E: int, L: int):
     return min(candidates)[3:]
 
 
-def build_system(name: str, argv: List[str], note: str) -> "bu.System":
+def build_system(name: str, argv: List[str], note: str) -> "System":
     """A fairseq system (model, criterion, Trainer) with its train and valid splits loaded."""
-    system = bu.System(name, argv, note)
+    system = System(name, argv, note)
     system.load_splits(("train", "valid"))
     return system
 
 
-def build_systems(args, data_bin: str) -> Dict[str, "bu.System"]:
+def build_systems(args, data_bin: str) -> Dict[str, "System"]:
     """The requested systems; lstm_lm and transformer_lm sized on lrn_lm's body (the parameters
     besides the tied embedding), for which lrn_lm is built first."""
     base = common_args(args, data_bin)
@@ -171,7 +170,7 @@ def build_systems(args, data_bin: str) -> Dict[str, "bu.System"]:
 
 # ----------------------------------------------------------------------------- measuring
 
-def train_for(system: "bu.System", seconds: float, max_tokens: int, seed: int, warmup: int) -> dict:
+def train_for(system: "System", seconds: float, max_tokens: int, seed: int, warmup: int) -> dict:
     """Train ``system`` for ``warmup`` untimed updates (first-call costs: lazy initialisation,
     kernel compilation), then for ``seconds`` of wall-clock (batch fetching included). Returns
     the updates (warm-up included), the timed target tokens and tokens/s."""
@@ -203,7 +202,7 @@ def train_for(system: "bu.System", seconds: float, max_tokens: int, seed: int, w
             "epochs": epoch_itr.epoch - 1 + (itr.n / len(itr) if len(itr) else 0)}
 
 
-def valid_perplexity(system: "bu.System", max_tokens: int) -> float:
+def valid_perplexity(system: "System", max_tokens: int) -> float:
     """``exp`` of the mean per-token cross-entropy (nats) over the whole validation split."""
     from fairseq import utils
 
@@ -274,6 +273,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    quiet_fairseq()
     if args.threads:
         torch.set_num_threads(args.threads)
     work = args.work_dir or tempfile.mkdtemp(prefix="lm-race-")
@@ -295,7 +295,7 @@ def main(argv=None) -> dict:
     print(f"\n### Language models: {args.budget_seconds:g} s of training each, validation perplexity per "
           f"BPE token ({args.bpe_merges} merges), device {args.device}\n")
     print(markdown_table(results))
-    report = {"data_bin": data_bin, "config": vars(args), "machine": bu.machine_info(args), "systems": results}
+    report = {"data_bin": data_bin, "config": vars(args), "machine": machine_info(args), "systems": results}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

@@ -19,7 +19,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from fairseq_lrn.cli import parse_generate_output, run_fairseq, user_dir  # noqa: E402
+from fairseq_lrn.tools import user_dir  # noqa: E402
+from fairseq_lrn.tools.data_bin import build_data_bin, corpus_prefixes  # noqa: E402
+from fairseq_lrn.tools.generate_output import hypotheses_in_order, parse_generate_output  # noqa: E402
+from fairseq_lrn.tools.run import run_fairseq  # noqa: E402
 from fairseq_lrn.toy_data import write_corpus  # noqa: E402
 
 SMALL_MODEL = ["--encoder-embed-dim", "64", "--decoder-embed-dim", "64", "--decoder-out-embed-dim", "64",
@@ -60,11 +63,7 @@ def main(argv=None) -> float:
         print("== TOY TASK: a generated language with verb-final order (scores say nothing about real MT)")
         corpus = os.path.join(work, "corpus")
         write_corpus(corpus, "reordering", {"train": args.train_size, "valid": 200, "test": 200})
-        data_bin = os.path.join(work, "data-bin")
-        prefix = lambda split: os.path.join(corpus, split)  # noqa: E731
-        run_fairseq("preprocess", "--source-lang", "src", "--target-lang", "tgt",
-                    "--trainpref", prefix("train"), "--validpref", prefix("valid"),
-                    "--testpref", prefix("test"), "--destdir", data_bin, "--workers", "1", capture=True)
+        data_bin = build_data_bin(os.path.join(work, "data-bin"), replace=True, **corpus_prefixes(corpus))
         print(f"   data: {args.train_size} training pairs in {data_bin}")
 
     save_dir = os.path.join(work, "checkpoints")
@@ -83,15 +82,18 @@ def main(argv=None) -> float:
     out = run_fairseq("generate", data_bin, "--user-dir", user_dir(), "--path",
                       os.path.join(save_dir, "checkpoint_best.pt"), "--beam", str(args.beam),
                       "--batch-size", "64", *langs, *device, capture=True).stdout
-    with open(os.path.join(work, "generate-test.txt"), "w", encoding="utf-8") as f:
+    generated = os.path.join(work, "generate-test.txt")
+    with open(generated, "w", encoding="utf-8") as f:
         f.write(out)
-    sentences = [s for _, s in sorted(parse_generate_output(out).items())]
+    parsed = parse_generate_output(out)
+    hypotheses, _ = hypotheses_in_order(parsed, what=generated)  # every test sentence, in id order
+    sentences = [parsed[i] for i in range(len(hypotheses))]
     from sacrebleu.metrics import BLEU
 
     metric = BLEU()
-    bleu = metric.corpus_score([s["H"] for s in sentences], [[s["T"] for s in sentences]])
-    for s in sentences[:args.examples]:
-        print(f"   source     : {s['S']}\n   reference  : {s['T']}\n   translation: {s['H']}\n")
+    bleu = metric.corpus_score(hypotheses, [[s["T"] for s in sentences]])
+    for s, hyp in list(zip(sentences, hypotheses))[:args.examples]:
+        print(f"   source     : {s['S']}\n   reference  : {s['T']}\n   translation: {hyp}\n")
     label = "" if args.data else " (toy task)"
     print(f"== sacreBLEU{label}: {bleu.score:.2f} on {len(sentences)} sentences")
     print(f"   {bleu}  signature: {metric.get_signature()}")

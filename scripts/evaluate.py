@@ -14,12 +14,18 @@ scoring, cased and case-insensitive. It is labelled as such: it is not sacreBLEU
 
 import argparse
 import json
+import os
 import re
 import sys
 
 from sacrebleu.metrics import BLEU, CHRF
 
-_GENERATE_LINE = re.compile(r"([HD])-(\d+)\t[^\t]*\t(.*)")
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO not in sys.path:  # fairseq_lrn when run from a checkout (as scripts/demo.py does)
+    sys.path.insert(0, _REPO)
+from fairseq_lrn.errors import GenerateOutputError  # noqa: E402
+from fairseq_lrn.tools.generate_output import hypotheses_in_order, parse_generate_output  # noqa: E402
+
 _COMPOUND = re.compile(r"(\S)-(\S)")
 TOKENIZED_LABEL = "tokenized BLEU (paper-comparable, not sacreBLEU)"
 
@@ -34,22 +40,18 @@ def read_lines(path):
 
 
 def load_hypotheses(path):
-    """Return (hypotheses, description of what was read) from fairseq-generate output or a plain file."""
+    """Return (hypotheses, description of what was read) from fairseq-generate output or a plain file.
+
+    fairseq-generate output is read by the project's one parser (fairseq_lrn.tools.generate_output);
+    a file without H-/D- lines is plain text, one hypothesis a line."""
     lines = read_lines(path)
-    by_kind = {"H": {}, "D": {}}
-    for line in lines:
-        m = _GENERATE_LINE.fullmatch(line)
-        if m:
-            by_kind[m[1]].setdefault(int(m[2]), m[3])
-    kind = "D" if by_kind["D"] else "H"
-    by_id = by_kind[kind]
-    if not by_id:
+    try:
+        hyps, kind = hypotheses_in_order(parse_generate_output("\n".join(lines)), what=str(path))
+    except GenerateOutputError as exc:
+        raise EvalError(str(exc)) from None
+    if not hyps:
         return lines, "plain text"
-    if sorted(by_id) != list(range(len(by_id))):
-        missing = sorted(set(range(max(by_id) + 1)) - set(by_id))
-        raise EvalError(f"{path}: {kind}- lines lack sentence ids {missing[:10]}{'...' if len(missing) > 10 else ''}"
-                        " (did fairseq-generate run on the whole test set?)")
-    return [by_id[i] for i in range(len(by_id))], f"fairseq-generate {kind}- lines"
+    return hyps, f"fairseq-generate {kind}- lines"
 
 
 def remove_subwords(line, bpe):

@@ -152,17 +152,18 @@ def report(direction: str, T: int, B: int, d: int, dtype_name: str, mask: bool,
            ) -> Tuple[Tuple[int, int, int, int], LoopReport]:
     """(config, LoopReport) of one kernel (of oLRN with ``output_gate``) at one shape, compiled
     for ``gpu`` (a key of GPUS); config defaults to the launch heuristic for that GPU."""
-    from fairseq_lrn.ops import triton_lrn
+    from fairseq_lrn.ops import launch_config, triton_lrn
 
     dtype = DTYPES[dtype_name]
-    tiles = triton_lrn.chunk_tiles(backward=direction == "bwd", output_gate=output_gate)
+    tiles = launch_config.chunk_tiles(backward=direction == "bwd", output_gate=output_gate)
     rows = B * (2 if bidirectional else 1)
     arch, limits = GPUS[gpu]
-    config = config or triton_lrn.choose_config(d, rows, dtype.itemsize, tiles, *limits)
+    config = launch_config.LaunchConfig(*config) if config else launch_config.choose_config(
+        d, rows, itemsize=dtype.itemsize, tiles=tiles, limits=launch_config.DeviceLimits(*limits))
     kernel = triton_lrn._lrn_fwd_kernel if direction == "fwd" else triton_lrn._lrn_bwd_kernel
     args = kernel_args(direction, T, B, d, dtype, mask, bidirectional, output_gate)
-    flags = triton_lrn._kernel_flags(config, args[0], d, HAS_H0=True, HAS_MASK=mask, TANH=tanh,
-                                     OUTPUT_GATE=output_gate)
+    flags = triton_lrn._kernel_flags(config, args[0], d, has_h0=True, has_mask=mask, tanh=tanh,
+                                     output_gate=output_gate)
     return config, inspect(compile_kernel(kernel, args, arch, **flags))
 
 
@@ -184,7 +185,7 @@ def main():
                         help="instead of the launch heuristic")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
-    from fairseq_lrn.ops import triton_lrn
+    from fairseq_lrn.ops.launch_config import hidden_steps
 
     masks = {"without": [False], "with": [True], "both": [False, True]}[args.mask]
     arch, (sms, smem, _) = GPUS[args.gpu]
@@ -205,7 +206,7 @@ def main():
                 rows.append({"kernel": direction, "dtype": dtype_name, "mask": mask, "gpu": args.gpu,
                              "output_gate": args.output_gate,
                              "config": config, **asdict(r), "steps_in_flight": in_flight,
-                             "hidden_steps_model": triton_lrn.hidden_steps(*config[2:])})
+                             "hidden_steps_model": hidden_steps(config.steps, config.stages)})
                 print(f"| {direction} | {dtype_name} | {'yes' if mask else 'no'} "
                       f"| {', '.join(map(str, config))} | {r.registers} | {r.spill_bytes} "
                       f"| {r.shared_bytes} | {r.sync_loads} | {r.async_copies} "

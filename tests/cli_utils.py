@@ -2,7 +2,8 @@
 
 import os
 
-from fairseq_lrn.cli import run_fairseq
+from fairseq_lrn.tools.data_bin import build_data_bin, corpus_prefixes
+from fairseq_lrn.tools.run import run_fairseq
 from fairseq_lrn.toy_data import write_corpus
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,13 +25,9 @@ def write_reversal_corpus(folder, n_train=1500):
 
 
 def preprocess(folder, joined=False):
-    """fairseq-preprocess the corpus in ``folder`` into ``folder/bin``; returns that path."""
-    dest = os.path.join(folder, "bin")
-    p = lambda split: os.path.join(folder, split)  # noqa: E731
-    run_cli("preprocess", "--source-lang", "src", "--target-lang", "tgt", "--trainpref", p("train"),
-            "--validpref", p("valid"), "--testpref", p("test"), "--destdir", dest, "--workers", "1",
-            *(["--joined-dictionary"] if joined else []))
-    return dest
+    """fairseq-preprocess (in this process) the corpus in ``folder`` into ``folder/bin``; returns that path."""
+    return build_data_bin(os.path.join(folder, "bin"), joined_dictionary=joined, in_process=True,
+                          **corpus_prefixes(folder))
 
 
 TINY_MODEL = ["--encoder-embed-dim", "32", "--decoder-embed-dim", "32", "--decoder-out-embed-dim", "32",

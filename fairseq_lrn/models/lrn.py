@@ -8,7 +8,7 @@ from fairseq import utils
 from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
 from torch import nn
 
-from ..checkpoint_safety import CheckpointError
+from ..errors import CheckpointError
 from ..modules import ATTENTION_TYPES
 from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
 from .lrn_decoder import LRNDecoder
@@ -122,7 +122,7 @@ class LRNModel(FairseqEncoderDecoderModel):
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         """fairseq's load, refusing weights trained with dictionaries of another size with a
-        :class:`~fairseq_lrn.checkpoint_safety.CheckpointError` that says so."""
+        :class:`~fairseq_lrn.errors.CheckpointError` that says so."""
         problems = dictionary_mismatches(self, state_dict)
         if problems:
             raise CheckpointError(
@@ -156,19 +156,22 @@ class LRNModel(FairseqEncoderDecoderModel):
         else:
             decoder_embed = build_embedding(tgt_dict, args.decoder_embed_dim, args.decoder_embed_path,
                                             args.decoder_freeze_embed)
+        cell = dict(activation=args.lrn_activation, layer_norm=args.layer_norm, impl=args.lrn_impl,
+                    output_gate=args.lrn_output_gate)
         encoder = LRNEncoder(
-            src_dict, encoder_embed, args.encoder_hidden_size, args.encoder_layers,
-            args.encoder_bidirectional, args.encoder_dropout_in, args.encoder_dropout_out,
-            args.lrn_activation, args.layer_norm, args.lrn_impl, args.max_source_positions,
-            output_gate=args.lrn_output_gate)
+            src_dict, encoder_embed, hidden_size=args.encoder_hidden_size,
+            num_layers=args.encoder_layers, bidirectional=args.encoder_bidirectional,
+            dropout_in=args.encoder_dropout_in, dropout_out=args.encoder_dropout_out, **cell,
+            max_source_positions=args.max_source_positions)
         decoder = LRNDecoder(
-            tgt_dict, decoder_embed, args.decoder_hidden_size, args.decoder_out_embed_dim,
-            args.decoder_layers, encoder.output_size, encoder.final_state_size,
-            args.decoder_attention, args.decoder_attention_dim, args.decoder_attention_heads,
-            args.decoder_input_feeding, args.decoder_dropout_in, args.decoder_dropout_out,
-            args.lrn_activation, args.layer_norm, args.lrn_impl,
-            args.share_decoder_input_output_embed or args.share_all_embeddings,
-            args.max_target_positions, output_gate=args.lrn_output_gate)
+            tgt_dict, decoder_embed, hidden_size=args.decoder_hidden_size,
+            out_embed_dim=args.decoder_out_embed_dim, num_layers=args.decoder_layers,
+            encoder_output_size=encoder.output_size, encoder_state_size=encoder.final_state_size,
+            attention_type=args.decoder_attention, attention_dim=args.decoder_attention_dim,
+            attention_heads=args.decoder_attention_heads, input_feeding=args.decoder_input_feeding,
+            dropout_in=args.decoder_dropout_in, dropout_out=args.decoder_dropout_out, **cell,
+            share_input_output_embed=args.share_decoder_input_output_embed or args.share_all_embeddings,
+            max_target_positions=args.max_target_positions)
         return cls(encoder, decoder)
 
 

@@ -23,6 +23,17 @@ from .lrn_encoder import EncoderOut
 CACHE_KEY = "lrn_cache"
 
 
+def _run_block(block: LRNBlock, x: Tensor, residual: Tensor, h0: Tensor,
+               single_step: bool) -> Tuple[Tensor, Tensor]:
+    """``block`` over x ``(T, B, in)`` with ``residual (T, B, H)`` from h0 ``(B, H)``: its
+    recurrence, or with ``single_step`` (T == 1) one cell step. Returns ``y (T, B, H)`` and
+    the last state ``(B, H)``."""
+    if not single_step:
+        return block(x, residual=residual, h0=h0)
+    y, h = block.step(x[0], residual=residual[0], h_prev=h0)
+    return y.unsqueeze(0), h
+
+
 class LRNDecoder(FairseqIncrementalDecoder):
     """Returns ``(logits (B, T, V), attention (B, T, S))``; see the module docstring.
 
@@ -31,11 +42,29 @@ class LRNDecoder(FairseqIncrementalDecoder):
     ``keys`` (the projected encoder states) and, with input feeding, ``context (B, K)``.
     """
 
-    def __init__(self, dictionary, embed_tokens: nn.Embedding, hidden_size: int, out_embed_dim: int,
-                 num_layers: int, encoder_output_size: int, encoder_state_size: int,
+    def __init__(self, dictionary, embed_tokens: nn.Embedding, *,
+                 hidden_size: int, out_embed_dim: int, num_layers: int,
+                 encoder_output_size: int, encoder_state_size: int,
                  attention_type: str, attention_dim: int, attention_heads: int, input_feeding: bool,
-                 dropout_in: float, dropout_out: float, activation: str, layer_norm: bool, impl: str,
-                 share_input_output_embed: bool, max_target_positions: int, output_gate: bool = False):
+                 dropout_in: float, dropout_out: float,
+                 activation: str, layer_norm: bool, impl: str, output_gate: bool = False,
+                 share_input_output_embed: bool, max_target_positions: int):
+        """Everything after the target ``dictionary`` and ``embed_tokens`` is keyword-only:
+
+        * sizes: ``hidden_size`` H of every LRN, ``out_embed_dim`` of the features before the
+          softmax, ``num_layers`` blocks above the lower cell;
+        * the encoder it reads: ``encoder_output_size`` K (its outputs, attended over) and
+          ``encoder_state_size`` (its final state, projected to the initial states);
+        * attention: ``attention_type`` (see :data:`~fairseq_lrn.modules.ATTENTION_TYPES`),
+          ``attention_dim``, ``attention_heads``; ``input_feeding`` (the lower LRN also reads
+          the previous step's context);
+        * dropout: ``dropout_in`` on the embeddings, ``dropout_out`` after each block and
+          before the softmax;
+        * the cell: ``activation``, ``layer_norm``, ``impl`` (the recurrence implementation),
+          ``output_gate`` (oLRN);
+        * output: ``share_input_output_embed`` (tie the softmax to ``embed_tokens``),
+          ``max_target_positions``.
+        """
         super().__init__(dictionary)
         embed_dim = embed_tokens.embedding_dim
         K, H = encoder_output_size, hidden_size
@@ -78,17 +107,18 @@ class LRNDecoder(FairseqIncrementalDecoder):
         if cache is None:
             cache = self._initial_cache(encoder_out)
         memory = (cache["keys"], encoder_out["encoder_out"], encoder_out["padding_mask"])
+        single_step = incremental_state is not None  # one new token: each LRN runs one cell step
         if self.input_feeding:
             outs, attns, states, context = [], [], cache["states"], cache["context"]
             for t in range(x.size(0)):
                 step_in = torch.cat([x[t:t + 1], context.unsqueeze(0)], -1)
-                out, attn, states, ctx = self._layers(step_in, states, *memory)
+                out, attn, states, ctx = self._layers(step_in, states, *memory, single_step=single_step)
                 outs.append(out)
                 attns.append(attn)
                 context = ctx[-1]
             out, attn = torch.cat(outs, 0), torch.cat(attns, 1)
         else:
-            out, attn, states, _ = self._layers(x, cache["states"], *memory)
+            out, attn, states, _ = self._layers(x, cache["states"], *memory, single_step=single_step)
             context = None
         if incremental_state is not None:
             self.set_incremental_state(incremental_state, CACHE_KEY,
@@ -105,16 +135,22 @@ class LRNDecoder(FairseqIncrementalDecoder):
                 "context": context}
 
     def _layers(self, x: Tensor, states: Tensor, keys: Tensor, encoder_states: Tensor,
-                encoder_padding_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Run every layer over x ``(T, B, E')`` from ``states (L+1, B, H)``.
-        Returns output features ``(T, B, out_embed_dim)``, attention ``(B, T, S)``, the new
-        states ``(L+1, B, H)`` and the contexts ``(T, B, K)``."""
-        s, lower_last = self.lower(x, states[0])
+                encoder_padding_mask: Optional[Tensor], *, single_step: bool = False
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Run every layer over x ``(T, B, E')`` from ``states (L+1, B, H)``; with
+        ``single_step`` (incremental decoding, T == 1) every LRN runs one cell step instead of
+        its recurrence. Returns output features ``(T, B, out_embed_dim)``, attention
+        ``(B, T, S)``, the new states ``(L+1, B, H)`` and the contexts ``(T, B, K)``."""
+        if single_step:
+            lower_last = self.lower.step(x[0], states[0])
+            s = lower_last.unsqueeze(0)
+        else:
+            s, lower_last = self.lower(x, states[0])
         context, attn = self.attention(s, keys, encoder_states, encoder_padding_mask)
-        y, last = self.blocks[0](context, residual=s, h0=states[1])
+        y, last = _run_block(self.blocks[0], context, s, states[1], single_step)
         new_states = [lower_last, last]
         for k, block in enumerate(self.blocks[1:], start=2):
-            y, last = block(torch.cat([y, context], -1), residual=y, h0=states[k])
+            y, last = _run_block(block, torch.cat([y, context], -1), y, states[k], single_step)
             new_states.append(last)
         out = torch.tanh(self.out_proj(torch.cat([y, context], -1)))
         out = F.dropout(out, self.dropout_out, self.training)

@@ -21,9 +21,20 @@ class LRNEncoder(FairseqEncoder):
     ``padding_mask (B, S)`` bool (None when the batch has no padding).
     """
 
-    def __init__(self, dictionary, embed_tokens: nn.Embedding, hidden_size: int, num_layers: int,
-                 bidirectional: bool, dropout_in: float, dropout_out: float, activation: str,
-                 layer_norm: bool, impl: str, max_source_positions: int, output_gate: bool = False):
+    def __init__(self, dictionary, embed_tokens: nn.Embedding, *,
+                 hidden_size: int, num_layers: int, bidirectional: bool,
+                 dropout_in: float, dropout_out: float,
+                 activation: str, layer_norm: bool, impl: str, output_gate: bool = False,
+                 max_source_positions: int):
+        """Everything after the source ``dictionary`` and ``embed_tokens`` is keyword-only:
+
+        * layers: ``hidden_size`` of every block (its LRN's per direction and its output),
+          ``num_layers``, ``bidirectional`` (the first layer only);
+        * dropout: ``dropout_in`` on the embeddings, ``dropout_out`` in each block;
+        * the cell: ``activation``, ``layer_norm``, ``impl`` (the recurrence implementation),
+          ``output_gate`` (oLRN);
+        * ``max_source_positions``: the longest source fairseq may feed it.
+        """
         super().__init__(dictionary)
         self.embed_tokens = embed_tokens
         self.padding_idx = embed_tokens.padding_idx

@@ -95,22 +95,39 @@ class LRNLMDecoder(FairseqIncrementalDecoder):
             state = self.get_incremental_state(incremental_state, CACHE_KEY)
             state = None if state is None else state["state"]
         tokens = prev_output_tokens.t()  # (T, B)
-        padding_mask = tokens.eq(self.padding_idx)
-        if incremental_state is not None or not padding_mask.any():
-            padding_mask = None  # no padded steps: the faster path (and a single step when decoding)
         x = F.dropout(self.embed_tokens(tokens), self.dropout_in, self.training)  # (T, B, E)
-        finals = []
-        for k, block in enumerate(self.blocks):
-            residual = x if x.size(-1) == self.hidden_size else None
-            x, h_last = block(x, residual=residual, h0=None if state is None else state[k],
-                              padding_mask=padding_mask)
-            finals.append(h_last)
-        if incremental_state is not None:
-            self.set_incremental_state(incremental_state, CACHE_KEY, {"state": torch.stack(finals, 0)})
+        if incremental_state is not None:  # one new token (T == 1): each block runs one cell step
+            x, new_state = self._step(x[0], state)
+            self.set_incremental_state(incremental_state, CACHE_KEY, {"state": new_state})
+            x = x.unsqueeze(0)
+        else:
+            padding_mask = tokens.eq(self.padding_idx)
+            x = self._sequence(x, padding_mask if padding_mask.any() else None)  # None: the faster path
         x = x.transpose(0, 1)
         if self.out_proj is not None:
             x = self.out_proj(x)
         return F.dropout(x, self.dropout_out, self.training), None
+
+    def _residual(self, x: Tensor) -> Optional[Tensor]:
+        """A block's residual: its input x when the sizes match (not the embeddings' if
+        ``embed_dim != hidden_size``), else None."""
+        return x if x.size(-1) == self.hidden_size else None
+
+    def _sequence(self, x: Tensor, padding_mask: Optional[Tensor]) -> Tensor:
+        """The blocks' recurrences over embeddings x ``(T, B, E)`` from a zero state;
+        padding_mask ``(T, B)`` or None. Returns ``(T, B, H)``."""
+        for block in self.blocks:
+            x, _ = block(x, residual=self._residual(x), padding_mask=padding_mask)
+        return x
+
+    def _step(self, x: Tensor, state: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        """One token through the blocks' cell steps: embeddings x ``(B, E)``, the cached state
+        ``(L, B, H)`` (zeros if None) -> ``(B, H)`` and the new state ``(L, B, H)``."""
+        finals = []
+        for k, block in enumerate(self.blocks):
+            x, h = block.step(x, residual=self._residual(x), h_prev=None if state is None else state[k])
+            finals.append(h)
+        return x, torch.stack(finals, 0)
 
     def output_layer(self, features: Tensor) -> Tensor:
         """features ``(B, T, out_embed_dim)`` -> logits ``(B, T, V)`` (unchanged features with

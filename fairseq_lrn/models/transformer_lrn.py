@@ -32,7 +32,7 @@ from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 from fairseq.modules.quant_noise import quant_noise
 from torch import Tensor
 
-from ..checkpoint_safety import CheckpointError
+from ..errors import CheckpointError
 from ..modules import TransformerLRNDecoderLayer
 from .lrn import dictionary_mismatches
 from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
@@ -169,7 +169,7 @@ class TransformerLRNModel(TransformerModel):
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         """fairseq's load, refusing weights trained with dictionaries of another size with a
-        :class:`~fairseq_lrn.checkpoint_safety.CheckpointError` that says so."""
+        :class:`~fairseq_lrn.errors.CheckpointError` that says so."""
         problems = dictionary_mismatches(self, state_dict)
         if problems:
             raise CheckpointError("this transformer_lrn checkpoint was trained with other dictionaries "

@@ -64,22 +64,25 @@ class LRNLayer(nn.Module):
 
     def forward(self, x: Tensor, h0: Optional[Tensor] = None,
                 padding_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        """x ``(T, B, input_size)``, h0 ``(B, D)``, padding_mask ``(T, B)`` bool (True = pad).
-        Returns ``out (T, B, D)`` (zero at padded steps) and ``h_last (B, D)``."""
-        if x.size(0) == 1 and padding_mask is None and h0 is not None and not self.bidirectional \
-                and not torch.is_grad_enabled():  # incremental decoding: a single cell step
-            h = self.step(x[0], h0)
-            return h.unsqueeze(0), h
+        """x ``(T, B, input_size)``, h0 ``(B, D)`` (zeros if None), padding_mask ``(T, B)`` bool
+        (True = pad). Returns ``out (T, B, D)`` (zero at padded steps) and ``h_last (B, D)``,
+        computed by the recurrence implementation ``impl`` whatever T is (incremental decoders
+        call :meth:`step` for one token)."""
         pqr = self.project(x)
         return lrn_recurrence(pqr, h0, padding_mask, self.activation, self.bidirectional, self.impl,
                               output_gate=self.output_gate)
 
-    def step(self, x: Tensor, h_prev: Tensor) -> Tensor:
-        """One step of a unidirectional layer: x ``(B, input_size)``, h_prev ``(B, D)`` -> h ``(B, D)``."""
+    def step(self, x: Tensor, h_prev: Optional[Tensor] = None) -> Tensor:
+        """One step of a unidirectional layer (incremental decoding): x ``(B, input_size)``,
+        h_prev ``(B, D)`` (zeros if None) -> h ``(B, D)``, the cell update :func:`lrn_step`
+        (the same numbers as :meth:`forward` over a sequence of one step)."""
         if self.bidirectional:
             raise RuntimeError("step() needs a unidirectional layer: a backward direction "
                                "cannot be run one step at a time")
-        return lrn_step(self.project(x), h_prev, self.activation)
+        pqr = self.project(x)
+        if h_prev is None:
+            h_prev = pqr.new_zeros(pqr.size(0), self.output_size)
+        return lrn_step(pqr, h_prev, self.activation)
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, bidirectional={self.bidirectional}, "
@@ -120,13 +123,14 @@ class LRN(nn.Module):
             finals.append(h_last)
         return x, torch.stack(finals, 0)
 
-    def step(self, x: Tensor, state: Tensor) -> Tuple[Tensor, Tensor]:
-        """One step: x ``(B, input_size)``, state ``(L, B, D)`` -> ``out (B, D)``, new state ``(L, B, D)``."""
+    def step(self, x: Tensor, state: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """One step (incremental decoding): x ``(B, input_size)``, state ``(L, B, D)`` (zeros
+        if None) -> ``out (B, D)``, new state ``(L, B, D)``."""
         new_state = []
         for k, layer in enumerate(self.layers):
             if k:
                 x = self.dropout(x)
-            x = layer.step(x, state[k])
+            x = layer.step(x, None if state is None else state[k])
             new_state.append(x)
         return x, torch.stack(new_state, 0)
 
@@ -153,10 +157,23 @@ class LRNBlock(nn.Module):
 
     def forward(self, x: Tensor, residual: Optional[Tensor] = None, h0: Optional[Tensor] = None,
                 padding_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """See the class docstring: the LRN's recurrence over the sequence, then the output."""
         h, h_last = self.lrn(x, h0, padding_mask)
+        return self._output(h, residual), h_last
+
+    def step(self, x: Tensor, residual: Optional[Tensor] = None,
+             h_prev: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """One step (incremental decoding; unidirectional): x ``(B, input_size)``, residual
+        ``(B, output_size)`` or None, h_prev ``(B, D)`` (zeros if None) -> ``y (B, output_size)``
+        and the new state ``h (B, D)``."""
+        h = self.lrn.step(x, h_prev)
+        return self._output(h, residual), h
+
+    def _output(self, h: Tensor, residual: Optional[Tensor]) -> Tensor:
+        """``norm(dropout(h W_o + b_o) + residual)`` over LRN states ``h (..., D)``."""
         y = self.dropout(self.out_proj(h))
         if residual is not None:
             y = y + residual
         if self.norm is not None:
             y = self.norm(y)
-        return y, h_last
+        return y

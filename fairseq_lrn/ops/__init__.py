@@ -10,7 +10,8 @@ it picks an implementation:
 * ``auto``: ``fused`` for CUDA tensors when Triton is importable, else ``cpu``.
 
 Triton is imported only when the fused path is first used, so this package imports
-without a GPU and without Triton.
+without a GPU and without Triton; so does the fused kernels' launch heuristic,
+:mod:`fairseq_lrn.ops.launch_config` (plain Python).
 """
 
 import functools

@@ -15,14 +15,16 @@ oLRN is the same kernels with the constexpr OUTPUT_GATE: a chunk loads the s til
 (one more pipelined copy), the step applies ``h = sigmoid(s - c) * c`` and backward recomputes
 c and the output gate.
 No atomics: every gradient element is written once, so results are deterministic.
+The launch heuristic (BLOCK, num_warps, STEPS, STAGES per kernel) is plain Python, in
+:mod:`fairseq_lrn.ops.launch_config`; the host code here launches the kernels with keywords.
 
 Same conventions as :mod:`fairseq_lrn.ops.reference`. Runs on CUDA tensors, or on CPU tensors
 under ``TRITON_INTERPRET=1`` (slow; for tests).
 """
 
-import functools
 import math
 import os
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
@@ -31,6 +33,7 @@ import triton.language as tl
 from torch import Tensor
 from triton.language.extra.cuda import libdevice
 
+from .launch_config import LaunchConfig, chunk_tiles, launch_config
 from .reference import check_recurrence_args
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
@@ -279,123 +282,92 @@ def _lrn_bwd_kernel(pqr, h0, pad_mask, states, dout, dlast, dpqr, dh0,
         tl.store(dh0 + row, dh.to(dh0.dtype.element_ty), mask=cmask)
 
 
-FWD_TILES, BWD_TILES = 3, 5  # (STEPS, BLOCK) tiles one LRN chunk loads: p, q, r (+ dout, state)
-CHUNK_STEPS = (4, 2)  # chunk lengths the heuristic chooses from, preferred first
-MAX_BUFFERED_STEPS = 16  # steps of inputs one program buffers in shared memory at most
-# Steps of math in flight beyond which a longer chunk is preferred (an estimate: about one DRAM
-# latency of the forward's math on an H100; not yet timed, see scripts/benchmark_kernel.py --sweep).
-HIDDEN_STEPS_ENOUGH = 8
-
-
-def chunk_tiles(backward: bool, output_gate: bool = False) -> int:
-    """(STEPS, BLOCK) tiles one chunk of the forward (backward) kernel loads: FWD_TILES
-    (BWD_TILES), plus the s tile with the output gate (oLRN)."""
-    return (BWD_TILES if backward else FWD_TILES) + bool(output_gate)
-
-
-@functools.lru_cache(maxsize=None)
-def _device_limits(device: torch.device) -> Tuple[int, int, bool]:
-    """(SM count, shared memory per SM in bytes, has cp.async) of a CUDA device."""
-    props = torch.cuda.get_device_properties(device)
-    smem = getattr(props, "shared_memory_per_multiprocessor", 0) or 100 * 1024
-    return props.multi_processor_count, smem, (props.major, props.minor) >= (8, 0)
-
-
-def launch_config(d: int, rows: int, dtype: torch.dtype, device: torch.device,
-                  tiles: int = FWD_TILES) -> Tuple[int, int, int, int]:
-    """(BLOCK, num_warps, STEPS, STAGES) for ``rows = B * directions`` rows of ``d`` channels on
-    ``device``, for a kernel whose chunks load ``tiles`` tiles; see :func:`choose_config`."""
-    if _INTERPRET:
-        return min(128, triton.next_power_of_2(d)), 4, 2, 1
-    return choose_config(d, rows, dtype.itemsize, tiles, *_device_limits(device))
-
-
-def hidden_steps(steps: int, stages: int) -> int:
-    """Steps of math a chunk's copy has to arrive in a loop pipelined with ``stages`` stages of
-    ``steps``-step chunks (0 without pipelining; see the module docstring)."""
-    return max(0, stages - 2) * steps
-
-
-def choose_config(d: int, rows: int, itemsize: int, tiles: int, sms: int, smem_per_sm: int,
-                  has_async_copy: bool) -> Tuple[int, int, int, int]:
-    """The launch heuristic, for a GPU with ``sms`` SMs of ``smem_per_sm`` bytes of shared memory.
-
-    Each thread holds 4 channels; warps per program shrink (down to one) while programs are
-    fewer than four per SM or a block would exceed the channel count. The programs resident on
-    an SM (all of them: one wave) share three quarters of its shared memory for chunk buffers
-    (STAGES-1 per program, up to MAX_BUFFERED_STEPS steps). Among chunks of 4 and 2 steps, the
-    config hides the most steps of math behind each copy (:func:`hidden_steps`; counted up to
-    HIDDEN_STEPS_ENOUGH, then the longer chunk wins). When no buffering hides a step, or the GPU
-    has no cp.async, chunks of 4 steps are loaded directly (STAGES=1)."""
-    vec, num_warps = 4, 4
-    while num_warps > 1 and (32 * vec * num_warps > triton.next_power_of_2(d)
-                             or rows * triton.cdiv(d, 32 * vec * num_warps) < 4 * sms):
-        num_warps //= 2
-    block = 32 * vec * num_warps
-    unpipelined = (block, num_warps, CHUNK_STEPS[0], 1)
-    if not has_async_copy:
-        return unpipelined
-    programs_per_sm = triton.cdiv(rows * triton.cdiv(d, block), sms)
-    buffer_bytes = (3 * smem_per_sm // 4) // programs_per_sm
-    step_bytes = tiles * block * itemsize
-    configs = []
-    for steps in CHUNK_STEPS:
-        buffers = min(MAX_BUFFERED_STEPS, buffer_bytes // step_bytes) // steps
-        configs.append((block, num_warps, steps, buffers + 1))
-    best = max(configs, key=lambda c: (min(hidden_steps(c[2], c[3]), HIDDEN_STEPS_ENOUGH), c[2]))
-    return best if hidden_steps(best[2], best[3]) > 0 else unpipelined
-
-
-def _kernel_flags(config: Tuple[int, int, int, int], pqr: Tensor, d: int, **flags) -> dict:
-    """Launch keywords for a (BLOCK, num_warps, STEPS, STAGES) config over ``pqr`` with ``d``
-    channels per direction. ALIGN: the largest power of two up to VEC (channels per thread)
-    dividing d and pqr's strides, when its channels are contiguous (else 1)."""
-    block, num_warps, steps, stages = config
-    vec = max(1, block // (32 * num_warps))
+def _kernel_flags(config: LaunchConfig, pqr: Tensor, d: int, *, has_h0: bool, has_mask: bool,
+                  tanh: bool, output_gate: bool) -> dict:
+    """Launch keywords of either kernel (its constexprs and Triton's launch options) for
+    ``config`` over ``pqr`` with ``d`` channels per direction. VEC: channels per thread;
+    ALIGN: the largest power of two up to VEC dividing d and pqr's strides, when its channels
+    are contiguous (else 1)."""
+    vec = max(1, config.block // (32 * config.num_warps))
     s_t, s_b, s_g, s_c = pqr.stride()
     align = math.gcd(vec, d, s_t, s_b, s_g) if s_c == 1 else 1
-    return dict(flags, BLOCK=block, VEC=vec, ALIGN=align, STEPS=steps, STAGES=stages,
-                num_warps=num_warps, enable_fp_fusion=True)  # FMAs (Triton 3.10 turns the default off)
+    return dict(HAS_H0=has_h0, HAS_MASK=has_mask, TANH=tanh, OUTPUT_GATE=output_gate,
+                BLOCK=config.block, VEC=vec, ALIGN=align, STEPS=config.steps, STAGES=config.stages,
+                num_warps=config.num_warps,
+                enable_fp_fusion=True)  # FMAs (Triton 3.10 turns the default off)
+
+
+def _pqr_sizes(pqr: Tensor, d: int) -> dict:
+    """The kernels' size arguments: T, B, channels per direction d, and pqr's strides
+    ``(s_t, s_b, s_g, s_c)`` over (time, batch, gate, channel)."""
+    s_t, s_b, s_g, s_c = pqr.stride()
+    return dict(T=pqr.size(0), B=pqr.size(1), d=d, s_t=s_t, s_b=s_b, s_g=s_g, s_c=s_c)
+
+
+def _grid(batch: int, directions: int, d: int, config: LaunchConfig) -> Tuple[int, int, int]:
+    """One program per (batch row, direction, block of ``config.block`` channels)."""
+    return batch, directions, triton.cdiv(d, config.block)
+
+
+@dataclass(frozen=True)
+class FusedOptions:
+    """The non-tensor arguments of :class:`LRNRecurrenceFused`: the cell (``activation``, the
+    oLRN ``output_gate``), whether channels ``[D/2, D)`` walk time backwards
+    (``bidirectional``), and the LaunchConfig of both kernels (None: the launch heuristic)."""
+
+    activation: str = "identity"
+    bidirectional: bool = False
+    output_gate: bool = False
+    config: Optional[LaunchConfig] = None
+
+    def launch(self, d: int, rows: int, pqr: Tensor, backward: bool) -> LaunchConfig:
+        """The forward's (``backward``: the backward's) LaunchConfig for ``rows`` rows of ``d``
+        channels of ``pqr``."""
+        if self.config is not None:
+            return self.config
+        return launch_config(d, rows, dtype=pqr.dtype, device=pqr.device,
+                             tiles=chunk_tiles(backward=backward, output_gate=self.output_gate),
+                             interpret=_INTERPRET)
 
 
 class LRNRecurrenceFused(torch.autograd.Function):
-    """autograd.Function for the fused recurrence; see :func:`lrn_recurrence_fused`."""
+    """autograd.Function for the fused recurrence; see :func:`lrn_recurrence_fused`.
+
+    forward: pqr ``(T, B, G, D)``, h0 ``(B, D)`` or None, mask ``(T, B)`` bool or None,
+    :class:`FusedOptions` -> ``out (T, B, D)``, ``h_last (B, D)``."""
 
     @staticmethod
-    def forward(ctx, pqr: Tensor, h0: Optional[Tensor], mask: Optional[Tensor], activation: str,
-                bidirectional: bool, output_gate: bool, config: Optional[Tuple[int, int, int, int]]
-                ) -> Tuple[Tensor, Tensor]:
+    def forward(ctx, pqr: Tensor, h0: Optional[Tensor], mask: Optional[Tensor],
+                options: FusedOptions) -> Tuple[Tensor, Tensor]:
         T, B, _, D = pqr.shape
-        ndir = 2 if bidirectional else 1
+        ndir = 2 if options.bidirectional else 1
         d = D // ndir
-        fwd_config = config or launch_config(d, B * ndir, pqr.dtype, pqr.device,
-                                             chunk_tiles(backward=False, output_gate=output_gate))
         h0 = None if h0 is None else h0.contiguous()
         pad = None if mask is None else mask.contiguous().to(torch.int32)  # 4-byte flags: cp.async-able
         out = _empty((T, B, D), dtype=pqr.dtype, device=pqr.device)
         states = out if pad is None else _empty((T, B, D), dtype=pqr.dtype, device=pqr.device)
         h_last = _empty((B, D), dtype=pqr.dtype, device=pqr.device)
-        flags = dict(HAS_H0=h0 is not None, HAS_MASK=pad is not None, TANH=activation == "tanh",
-                     OUTPUT_GATE=bool(output_gate))
-        grid = (B, ndir, triton.cdiv(d, fwd_config[0]))
-        _lrn_fwd_kernel[grid](pqr, h0, pad, out, states, h_last, T, B, d, *pqr.stride(),
-                              **_kernel_flags(fwd_config, pqr, d, **flags))
+        flags = dict(has_h0=h0 is not None, has_mask=pad is not None,
+                     tanh=options.activation == "tanh", output_gate=options.output_gate)
+        fwd_config = options.launch(d, B * ndir, pqr, backward=False)
+        _lrn_fwd_kernel[_grid(B, ndir, d, fwd_config)](
+            pqr=pqr, h0=h0, pad_mask=pad, out=out, states=states, h_last=h_last, **_pqr_sizes(pqr, d),
+            **_kernel_flags(fwd_config, pqr, d, **flags))
         ctx.save_for_backward(pqr, h0, pad, states)
-        ctx.grid, ctx.d = grid, d
-        bwd_config = config or launch_config(d, B * ndir, pqr.dtype, pqr.device,
-                                             chunk_tiles(backward=True, output_gate=output_gate))
+        bwd_config = options.launch(d, B * ndir, pqr, backward=True)
+        ctx.grid, ctx.d = _grid(B, ndir, d, bwd_config), d
         ctx.flags = _kernel_flags(bwd_config, pqr, d, **flags)
         return out, h_last
 
     @staticmethod
     def backward(ctx, grad_out: Tensor, grad_last: Tensor):
         pqr, h0, pad, states = ctx.saved_tensors
-        T, B = pqr.shape[:2]
         dpqr = _empty(pqr.shape, dtype=pqr.dtype, device=pqr.device)  # contiguous (T, B, gates, D)
         dh0 = None if h0 is None else _empty(h0.shape, dtype=h0.dtype, device=h0.device)
-        _lrn_bwd_kernel[ctx.grid](pqr, h0, pad, states, grad_out.contiguous(), grad_last.contiguous(),
-                                  dpqr, dh0, T, B, ctx.d, *pqr.stride(), **ctx.flags)
-        return dpqr, dh0, None, None, None, None, None
+        _lrn_bwd_kernel[ctx.grid](
+            pqr=pqr, h0=h0, pad_mask=pad, states=states, dout=grad_out.contiguous(),
+            dlast=grad_last.contiguous(), dpqr=dpqr, dh0=dh0, **_pqr_sizes(pqr, ctx.d), **ctx.flags)
+        return dpqr, dh0, None, None
 
 
 def lrn_recurrence_fused(pqr: Tensor, h0: Optional[Tensor] = None, mask: Optional[Tensor] = None,
@@ -408,10 +380,13 @@ def lrn_recurrence_fused(pqr: Tensor, h0: Optional[Tensor] = None, mask: Optiona
     pqr ``(T, B, 3, D)`` (``(T, B, 4, D)`` with ``output_gate``) fp32/fp16/bf16 (any strides),
     h0 ``(B, D)`` or None, mask ``(T, B)`` bool (True = padding) or None. Returns
     ``out (T, B, D)`` and ``h_last (B, D)`` in pqr's dtype (math in fp32).
-    ``config = (BLOCK, num_warps, STEPS, STAGES)`` overrides the launch heuristic of both
+    ``config``, a :class:`~fairseq_lrn.ops.launch_config.LaunchConfig` or a
+    ``(BLOCK, num_warps, STEPS, STAGES)`` tuple, overrides the launch heuristic of both
     kernels (for tuning); BLOCK and STEPS are powers of two.
     """
     check_recurrence_args(pqr, h0, mask, activation, bidirectional, output_gate)
     if pqr.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise TypeError(f"the fused LRN kernels take fp32, fp16 or bf16, got {pqr.dtype}")
-    return LRNRecurrenceFused.apply(pqr, h0, mask, activation, bidirectional, bool(output_gate), config)
+    options = FusedOptions(activation, bool(bidirectional), bool(output_gate),
+                           None if config is None else LaunchConfig(*config))
+    return LRNRecurrenceFused.apply(pqr, h0, mask, options)

@@ -9,7 +9,8 @@ import torch
 from fairseq import checkpoint_utils
 
 import fairseq_lrn.models  # noqa: F401  (installs the safe loader, as --user-dir does)
-from fairseq_lrn.checkpoint_safety import CheckpointError, fairseq_checkpoint_globals
+from fairseq_lrn.errors import CheckpointError
+from fairseq_lrn.fairseq_compat.checkpoint_loading import fairseq_checkpoint_globals
 from tests.models.helpers import RunsCode
 
 
@@ -67,20 +68,20 @@ def test_torch_before_2_6_is_left_as_fairseq_uses_it_with_a_warning(monkeypatch,
     not wrapped there (it would protect nothing, and failed on every checkpoint under 2.0-2.4)."""
     from types import SimpleNamespace
 
-    from fairseq_lrn import checkpoint_safety
+    from fairseq_lrn.fairseq_compat import checkpoint_loading
 
-    assert not checkpoint_safety.weights_only_by_default(
+    assert not checkpoint_loading.weights_only_by_default(
         SimpleNamespace(__version__="2.5.1", serialization=SimpleNamespace(safe_globals=None)))
-    assert not checkpoint_safety.weights_only_by_default(
+    assert not checkpoint_loading.weights_only_by_default(
         SimpleNamespace(__version__="2.4.0+cpu", serialization=SimpleNamespace()))
-    assert checkpoint_safety.weights_only_by_default()  # the torch the tests run with (>= 2.6)
+    assert checkpoint_loading.weights_only_by_default()  # the torch the tests run with (>= 2.6)
 
     def fairseq_loader(path):
         return "fairseq's own"
 
     monkeypatch.setattr(checkpoint_utils, "load_checkpoint_to_cpu", fairseq_loader)
-    monkeypatch.setattr(checkpoint_safety, "weights_only_by_default", lambda: False)
+    monkeypatch.setattr(checkpoint_loading, "weights_only_by_default", lambda: False)
     with caplog.at_level("WARNING"):
-        assert checkpoint_safety.install() is False
+        assert checkpoint_loading.install() is False
     assert checkpoint_utils.load_checkpoint_to_cpu is fairseq_loader
     assert "no protection against crafted files" in caplog.text

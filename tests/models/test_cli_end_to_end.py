@@ -2,7 +2,7 @@
 
 import os
 
-from fairseq_lrn.cli import parse_generate_output
+from fairseq_lrn.tools.generate_output import parse_generate_output
 from tests.cli_utils import USER_DIR, run_cli, train_args
 
 

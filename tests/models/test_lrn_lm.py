@@ -9,8 +9,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from fairseq_lrn.cli import parse_generate_output
 from fairseq_lrn.models.lrn_lm import LRNLanguageModel, base_architecture
+from fairseq_lrn.modules import LRNLayer
+from fairseq_lrn.tools.data_bin import build_data_bin
+from fairseq_lrn.tools.generate_output import parse_generate_output
 from tests.cli_utils import USER_DIR, run_cli
 from tests.models.helpers import make_dictionary
 
@@ -46,10 +48,9 @@ def lm_data(tmp_path_factory):
     """The corpus, binarized with fairseq-preprocess --only-source: (folder, data_bin)."""
     folder = str(tmp_path_factory.mktemp("lm"))
     write_lm_corpus(folder)
-    data_bin = os.path.join(folder, "bin")
     p = lambda split: os.path.join(folder, f"{split}.txt")  # noqa: E731
-    run_cli("preprocess", "--only-source", "--trainpref", p("train"), "--validpref", p("valid"),
-            "--testpref", p("test"), "--destdir", data_bin, "--workers", "1")
+    data_bin = build_data_bin(os.path.join(folder, "bin"), train=p("train"), valid=p("valid"), test=p("test"),
+                              source_lang=None, target_lang=None, in_process=True)
     return folder, data_bin
 
 
@@ -123,6 +124,21 @@ def test_incremental_decoding_equals_full_forward(overrides):
         longer = torch.cat([tokens[order], tokens[order, :1]], 1)
         last, _ = model.decoder(longer, incremental_state=state)
         torch.testing.assert_close(last[:, 0], model(longer)[0][:, -1])
+
+
+def test_incremental_decoding_runs_cell_steps(monkeypatch):
+    model = build_lm(decoder_layers=2).double().eval()
+    tokens = torch.randint(4, len(model.decoder.dictionary), (2, 3))
+
+    def no_recurrence(self, *args, **kwargs):
+        raise AssertionError("an incremental step must call LRNLayer.step, not the recurrence")
+
+    monkeypatch.setattr(LRNLayer, "forward", no_recurrence)
+    with pytest.raises(AssertionError, match="must call LRNLayer.step"):
+        model(tokens)  # the full forward runs the recurrence
+    state = {}
+    for t in range(tokens.size(1)):
+        model.decoder(tokens[:, :t + 1], incremental_state=state)
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -55,6 +55,25 @@ def test_incremental_decoder_equals_full_decoder(overrides):
         torch.testing.assert_close(step_attn[:, 0], full_attn[:, t], rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_incremental_decoding_runs_cell_steps(monkeypatch, input_feeding):
+    model = build_model(decoder_input_feeding=input_feeding).double().eval()
+    d = model.decoder.dictionary
+    src, src_len = batch(d, [5, 3])
+    prev = prev_output(d, 2, 3)
+    enc = model.encoder(src, src_len)
+
+    def no_recurrence(self, *args, **kwargs):
+        raise AssertionError("an incremental step must call LRNLayer.step, not the recurrence")
+
+    monkeypatch.setattr(LRNLayer, "forward", no_recurrence)
+    with pytest.raises(AssertionError, match="must call LRNLayer.step"):
+        model.decoder(prev, enc)  # the full decoder runs the recurrence
+    state = {}
+    for t in range(prev.size(1)):
+        model.decoder(prev[:, :t + 1], enc, incremental_state=state)
+
+
 def test_left_and_right_padding_give_the_same_encoding():
     model = build_model().double().eval()
     d = model.encoder.dictionary

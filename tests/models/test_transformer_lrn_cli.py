@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from fairseq_lrn.cli import parse_generate_output
+from fairseq_lrn.tools.generate_output import parse_generate_output
 from tests.cli_utils import USER_DIR, preprocess, run_cli, write_reversal_corpus
 from tests.models.test_cli_end_to_end import reversed_fraction
 

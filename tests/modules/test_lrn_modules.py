@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fairseq_lrn.modules import LRN, Attention, LRNBlock, LRNLayer
+from fairseq_lrn.modules import lrn as lrn_module
 from fairseq_lrn.ops import lrn_recurrence_reference
 
 
@@ -74,6 +75,44 @@ def test_layer_norm_normalises_each_gate_and_direction():
     assert olrn.norm_weight.shape == olrn.norm_bias.shape == (4, 2, 4)
     per_gate = olrn.project(torch.randn(3, 2, 8) * 10).view(3, 2, 4, 2, 4)
     torch.testing.assert_close(per_gate.mean(-1), torch.zeros(3, 2, 4, 2), atol=1e-5, rtol=0)
+
+
+def test_forward_of_one_step_runs_the_chosen_implementation(monkeypatch):
+    # T == 1 with a state and no gradients (what incremental decoding looks like) still runs the
+    # layer's impl: only an explicit step() runs the cell step.
+    layer = LRNLayer(5, 7, impl="reference").double()
+    x, h0 = torch.randn(1, 3, 5).double(), torch.randn(3, 7).double()
+    impls = []
+    recurrence = lrn_module.lrn_recurrence
+
+    def recording(*args, **kwargs):
+        impls.append(args[5])
+        return recurrence(*args, **kwargs)
+
+    def no_step(*args, **kwargs):
+        raise AssertionError("forward() must not take the step path")
+
+    monkeypatch.setattr(lrn_module, "lrn_recurrence", recording)
+    monkeypatch.setattr(lrn_module, "lrn_step", no_step)
+    with torch.no_grad():
+        out, last = layer(x, h0)
+    assert impls == ["reference"]
+    expected, expected_last = lrn_recurrence_reference(layer.project(x), h0)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(last, expected_last)
+
+
+@pytest.mark.parametrize("output_gate", [False, True])
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_block_step_equals_full_sequence(layer_norm, output_gate):
+    block = LRNBlock(6, 5, 6, layer_norm=layer_norm, output_gate=output_gate).double()
+    x = torch.randn(4, 3, 6).double()
+    y, last = block(x, residual=x)  # from a zero state
+    h = None  # step() from None: the zero state
+    for t in range(4):
+        y_t, h = block.step(x[t], residual=x[t], h_prev=h)
+        torch.testing.assert_close(y_t, y[t], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h, last, rtol=1e-12, atol=1e-12)
 
 
 def test_bidirectional_layer_refuses_step():

@@ -6,7 +6,7 @@ and the whole kernel then runs at one memory latency per step (what the first ve
 These tests compile both kernels at the benchmark's target shape and at an odd one with the launch
 heuristic's configs, with Triton's bundled ptxas (no GPU needed), and check that every load in the
 loop is a pipelined cp.async whose waits leave as many steps in flight as the heuristic's model
-(``triton_lrn.hidden_steps``) counts on, without spills, and that each thread holds whole columns
+(``launch_config.hidden_steps``) counts on, without spills, and that each thread holds whole columns
 of a chunk (no shuffling of its steps between threads).
 """
 

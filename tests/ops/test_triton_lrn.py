@@ -21,6 +21,7 @@ pytest.importorskip("triton", reason="the fused LRN kernels need Triton")
 
 from fairseq_lrn.modules.lrn import LRNLayer  # noqa: E402
 from fairseq_lrn.ops import lrn_recurrence, lrn_recurrence_reference, triton_lrn  # noqa: E402
+from fairseq_lrn.ops.launch_config import BWD_TILES, FWD_TILES  # noqa: E402
 from fairseq_lrn.ops.triton_lrn import lrn_recurrence_fused  # noqa: E402
 
 DEVICE = "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"
@@ -181,63 +182,16 @@ def test_layer_under_autocast(bidirectional, output_gate):
     assert results["fused"][0].dtype == dtype and results["fused"][3].dtype == torch.float32
 
 
-GPU_LIMITS = {"h100": (132, 228 * 1024), "a100": (108, 164 * 1024), "a10": (72, 100 * 1024)}
-
-
-@pytest.mark.parametrize("gpu", sorted(GPU_LIMITS))
-@pytest.mark.parametrize("B, d, itemsize", [(128, 1024, 4), (128, 1024, 2), (32, 512, 4), (512, 2048, 2)])
-def test_launch_heuristic_fits_shared_memory_and_hides_latency(gpu, B, d, itemsize):
-    sms, smem = GPU_LIMITS[gpu]
-    # LRN's forward and backward tiles, then oLRN's (one more: the s tile)
-    all_tiles = [triton_lrn.chunk_tiles(backward, output_gate) for output_gate in (False, True)
-                 for backward in (False, True)]
-    assert all_tiles == [triton_lrn.FWD_TILES, triton_lrn.BWD_TILES,
-                         triton_lrn.FWD_TILES + 1, triton_lrn.BWD_TILES + 1]
-    for tiles in all_tiles:
-        block, num_warps, steps, stages = triton_lrn.choose_config(d, B, itemsize, tiles, sms, smem, True)
-        assert block == 4 * 32 * num_warps and steps in triton_lrn.CHUNK_STEPS
-        # pipelined only where a copy gets steps of math to arrive (STAGES=2 would hide none)
-        assert stages == 1 or triton_lrn.hidden_steps(steps, stages) > 0, (tiles, steps, stages)
-        per_sm = -(-B * -(-d // block) // sms)
-        buffered_steps = (stages - 1) * steps
-        assert buffered_steps <= triton_lrn.MAX_BUFFERED_STEPS
-        assert per_sm * buffered_steps * tiles * block * itemsize <= 3 * smem // 4, (tiles, steps, stages)
-    # without cp.async (before sm_80) chunks are loaded, then used
-    assert triton_lrn.choose_config(d, B, itemsize, 3, sms, smem, False)[3] == 1
-
-
-def test_launch_heuristic_shortens_chunks_before_giving_up_pipelining():
-    # A100, fp32 backward at B=128, d=1024: one 4-step chunk per program fits, two do not, so
-    # 2-step chunks are double-buffered (2 steps in flight) rather than none.
-    config = triton_lrn.choose_config(1024, 128, 4, triton_lrn.BWD_TILES, 108, 164 * 1024, True)
-    assert config == (256, 2, 2, 3) and triton_lrn.hidden_steps(*config[2:]) == 2
-    # A10, bf16 backward at the same size: not even two 2-step chunks fit: no pipelining
-    assert triton_lrn.choose_config(1024, 128, 2, triton_lrn.BWD_TILES, 72, 100 * 1024, True)[2:] == (4, 1)
-    # H100, bf16: 4-step chunks, 12 steps in flight
-    config = triton_lrn.choose_config(1024, 128, 2, triton_lrn.FWD_TILES, 132, 228 * 1024, True)
-    assert config == (128, 1, 4, 5) and triton_lrn.hidden_steps(*config[2:]) == 12
-
-
-def test_launch_heuristic_counts_the_output_gate_tile():
-    # H100, fp32 forward at B=128, d=1024: LRN's 3 tiles per step fit three 4-step chunks (8 steps
-    # in flight); oLRN's 4 tiles fit only two, so 2-step chunks are buffered five deep instead.
-    args = (1024, 128, 4)
-    limits = (132, 228 * 1024, True)
-    lrn = triton_lrn.choose_config(*args, triton_lrn.chunk_tiles(False, False), *limits)
-    olrn = triton_lrn.choose_config(*args, triton_lrn.chunk_tiles(False, True), *limits)
-    assert lrn == (128, 1, 4, 4) and olrn == (128, 1, 2, 6)
-
-
 @pytest.mark.parametrize("output_gate", [False, True])
 def test_fused_launches_size_buffers_for_their_tiles(monkeypatch, output_gate):
     asked = []
     launch_config = triton_lrn.launch_config
 
-    def recording(d, rows, dtype, device, tiles=triton_lrn.FWD_TILES):
-        asked.append(tiles)
-        return launch_config(d, rows, dtype, device, tiles)
+    def recording(d, rows, **kwargs):
+        asked.append(kwargs["tiles"])
+        return launch_config(d, rows, **kwargs)
 
     monkeypatch.setattr(triton_lrn, "launch_config", recording)
     pqr = torch.randn(3, 2, 4 if output_gate else 3, 4, device=DEVICE, requires_grad=True)
     lrn_recurrence_fused(pqr, output_gate=output_gate)[0].sum().backward()
-    assert asked == [triton_lrn.FWD_TILES + output_gate, triton_lrn.BWD_TILES + output_gate]
+    assert asked == [FWD_TILES + output_gate, BWD_TILES + output_gate]

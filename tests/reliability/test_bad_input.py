@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from fairseq_lrn.checkpoint_safety import CheckpointError
-from fairseq_lrn.cli import fairseq_command, parse_generate_output
+from fairseq_lrn.errors import CheckpointError
+from fairseq_lrn.tools.generate_output import parse_generate_output
+from fairseq_lrn.tools.run import fairseq_command
 from tests.cli_utils import USER_DIR
 from tests.reliability.helpers import load, train_args
 

@@ -1,4 +1,4 @@
-"""Crafted and damaged checkpoint files (in addition to tests/models/test_checkpoint_safety.py):
+"""Crafted and damaged checkpoint files (in addition to the safe-loader tests in tests/models/):
 each is refused with a CheckpointError naming the file, and nothing in it runs."""
 
 import io
@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import fairseq_lrn.models  # noqa: F401  (installs the safe loader, as --user-dir does)
-from fairseq_lrn.checkpoint_safety import CheckpointError, broadcast_globals
+from fairseq_lrn.errors import CheckpointError
+from fairseq_lrn.fairseq_compat.checkpoint_loading import broadcast_globals
 from tests.models.helpers import RunsCode
 from tests.reliability.helpers import load
 

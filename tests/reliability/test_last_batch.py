@@ -1,14 +1,14 @@
 """fairseq 0.12 drops the sentences of a last batch that is not a multiple of
 --required-batch-size-multiple (fairseq issue #5036); the plugin keeps them
-(fairseq_lrn.robustness.install_keep_last_partial_batch)."""
+(fairseq_lrn.fairseq_compat.last_partial_batch)."""
 
 import os
 
 import numpy as np
 from fairseq.data import data_utils
 
-from fairseq_lrn.cli import parse_generate_output
-from fairseq_lrn.robustness import install_keep_last_partial_batch
+from fairseq_lrn.tools.generate_output import parse_generate_output
+from fairseq_lrn.fairseq_compat.last_partial_batch import install as install_keep_last_partial_batch
 from fairseq_lrn.toy_data import write_corpus
 from tests.cli_utils import USER_DIR, preprocess, run_cli
 from tests.reliability.helpers import train_args

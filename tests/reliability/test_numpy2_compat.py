@@ -1,4 +1,4 @@
-"""fairseq 0.12 under numpy 2 (fairseq_lrn.robustness.install_numpy2_compat): ``np.compat.long``
+"""fairseq 0.12 under numpy 2 (fairseq_lrn.fairseq_compat.numpy2): ``np.compat.long``
 and ``np.percentile(interpolation=)``. fairseq's lstm_lm with the plugin: tests/models/test_lrn_lm.py."""
 
 import os
@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from fairseq.data import data_utils, language_pair_dataset, token_block_dataset
 
-from fairseq_lrn.robustness import NUMPY2_PATCHED_MODULES, NumpyForFairseq012, install_numpy2_compat
+from fairseq_lrn.fairseq_compat.numpy2 import PATCHED_MODULES as NUMPY2_PATCHED_MODULES
+from fairseq_lrn.fairseq_compat.numpy2 import NumpyForFairseq012
+from fairseq_lrn.fairseq_compat.numpy2 import install as install_numpy2_compat
 from tests.cli_utils import run_cli
 from tests.reliability.helpers import train_args
 

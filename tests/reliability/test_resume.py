@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from fairseq_lrn.checkpoint_safety import CheckpointError
+from fairseq_lrn.errors import CheckpointError
 from tests.cli_utils import REPO
 from tests.reliability.helpers import (MAX_UPDATE, UPDATES_PER_EPOCH, assert_same_state, kill_group, launch,
                                        load, losses, start, train_args, wait_for)

@@ -38,7 +38,7 @@ def test_averages_the_newest_update_checkpoints(tmp_path):
 
     from fairseq import checkpoint_utils
 
-    from fairseq_lrn.checkpoint_safety import install
+    from fairseq_lrn.fairseq_compat.checkpoint_loading import install
 
     install()
     avg = checkpoint_utils.load_checkpoint_to_cpu(str(out))  # as fairseq-generate reads it, safely

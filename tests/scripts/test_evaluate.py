@@ -153,5 +153,6 @@ def test_line_count_mismatch_names_both_files(tmp_path, n_hyps):
 def test_missing_sentence_ids_are_reported(tmp_path):
     gen = generate_output(HYPS_BPE, d_lines=HYPS_BPE)
     gen = [line for line in gen if not line.startswith(("H-3\t", "D-3\t"))]
-    with pytest.raises(evaluate.EvalError, match=r"lack sentence ids \[3\]"):
+    # the wording of fairseq_lrn.tools.generate_output.hypotheses_in_order, the one reader of such files
+    with pytest.raises(evaluate.EvalError, match=r"gen\.out: D- lines lack sentence ids 3 \(did fairseq-generate"):
         evaluate.evaluate(write(tmp_path / "gen.out", gen), [write(tmp_path / "ref", REFS)])

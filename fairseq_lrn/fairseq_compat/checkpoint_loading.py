@@ -1,23 +1,28 @@
-"""Safe loading of fairseq checkpoints under torch >= 2.6 (``weights_only`` unpickling).
+"""Safe loading of fairseq checkpoints under torch >= 2.6 (``weights_only`` unpickling), and
+the same for the checkpoint state rank 0 broadcasts in distributed training.
 
-fairseq 0.12 calls ``torch.load`` without ``weights_only``; torch >= 2.6 then refuses every
-fairseq checkpoint because it holds an ``argparse.Namespace``. Instead of switching the
-check off, :func:`install` wraps ``fairseq.checkpoint_utils.load_checkpoint_to_cpu`` so that,
-while a checkpoint is read, exactly the extra types fairseq writes are allowed, and any
-other global (``os.system``, ``builtins.eval``, ...) is refused before it can run.
-Unreadable files get a message naming the file.
+What fairseq does wrong: fairseq 0.12.x (0.12.2 and the ``fairseq-fixed`` 0.12.3.x builds)
+calls ``torch.load`` without ``weights_only`` in ``fairseq/checkpoint_utils.py``
+``load_checkpoint_to_cpu``. torch >= 2.6 defaults to ``weights_only=True`` and then refuses
+every fairseq checkpoint, because it holds an ``argparse.Namespace`` (and numpy scalars such as
+``best_bleu``). Instead of switching the check off, :func:`install` wraps
+``load_checkpoint_to_cpu`` so that, while a checkpoint is read, exactly the extra types fairseq
+writes are allowed, and any other global (``os.system``, ``builtins.eval``, ...) is refused
+before it can run. Unreadable files get a :class:`~fairseq_lrn.errors.CheckpointError` naming
+the file (and the other checkpoints next to it).
 
 The same applies to one more ``torch.load``: in distributed training rank 0 reads the checkpoint
-and broadcasts it; the other ranks unpickle it in ``fairseq.distributed.utils._broadcast_object_slow``,
-and under torch >= 2.6 that fails on the omegaconf ``cfg`` ("Unsupported global: DictConfig"), so
-resuming a multi-process run crashed. :func:`install` wraps that function too, allowing the
-checkpoint types plus the omegaconf containers fairseq's ``cfg`` is made of. Other ``torch.load``
-calls are untouched.
+and broadcasts it; the other ranks unpickle it in ``fairseq/distributed/utils.py``
+``_broadcast_object_slow``, and under torch >= 2.6 that fails on the omegaconf ``cfg``
+("Unsupported global: DictConfig"), so resuming a multi-process run crashed. :func:`install`
+wraps that function too, allowing the checkpoint types plus the omegaconf containers fairseq's
+``cfg`` is made of. Other ``torch.load`` calls are untouched; no fairseq function is copied.
 
-torch before 2.6 unpickles everything by default (``weights_only=False``): fairseq then loads
-checkpoints as it always did, with no protection against crafted files, and an allow-list would
-change nothing (torch before 2.5 does not even have ``torch.serialization.safe_globals``). There
-:func:`install` leaves fairseq alone and warns once; use torch >= 2.6 for the protection.
+Versions: fairseq 0.12.x with torch >= 2.6 (:data:`MIN_TORCH`). torch before 2.6 unpickles
+everything by default (``weights_only=False``): fairseq then loads checkpoints as it always did,
+with no protection against crafted files, and an allow-list would change nothing (torch before
+2.5 does not even have ``torch.serialization.safe_globals``). There :func:`install` leaves
+fairseq alone and warns; use torch >= 2.6 for the protection.
 """
 
 import argparse
@@ -29,11 +34,15 @@ import re
 import zipfile
 from typing import Optional
 
+from ..errors import CheckpointError
+
 logger = logging.getLogger(__name__)
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be loaded; the message names the file and the reason."""
+SUMMARY = "fairseq checkpoints load under torch's weights_only unpickling; crafted files are refused"
+#: The fairseq versions (prefixes of ``fairseq.__version__``) this fix was written for.
+FAIRSEQ_VERSIONS = ("0.12.",)
+#: The oldest torch this fix applies to (the first that unpickles with ``weights_only=True``).
+MIN_TORCH = (2, 6)
 
 
 def fairseq_checkpoint_globals() -> list:
@@ -203,7 +212,7 @@ def weights_only_by_default(torch_module=None) -> bool:
 
     torch_module = torch_module or torch
     version = tuple(int(part) for part in re.findall(r"\d+", torch_module.__version__)[:2])
-    return version >= (2, 6) and hasattr(torch_module.serialization, "safe_globals")
+    return version >= MIN_TORCH and hasattr(torch_module.serialization, "safe_globals")
 
 
 def install() -> bool:

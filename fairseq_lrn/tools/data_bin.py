@@ -1,0 +1,84 @@
+"""Text corpora -> a fairseq data-bin, through ``fairseq-preprocess`` (the one way this project
+binarizes: the demo, the benchmarks, the data preparation and the tests all call
+:func:`build_data_bin`)."""
+
+import os
+import shutil
+from typing import Dict, Optional, Sequence
+
+from ..atomic_files import atomic_outputs
+from .run import run_fairseq
+
+SPLITS = ("train", "valid", "test")
+
+
+def corpus_prefixes(folder: str, splits: Sequence[str] = SPLITS) -> Dict[str, str]:
+    """``{"train": folder/train, ...}``: the file prefixes of a corpus written as
+    ``{folder}/{split}.{lang}`` (e.g. by :func:`fairseq_lrn.toy_data.write_corpus`)."""
+    return {split: os.path.join(folder, split) for split in splits}
+
+
+def build_data_bin(dest: str, *, train: str, valid: Optional[str] = None, test: Optional[str] = None,
+                   source_lang: Optional[str] = "src", target_lang: Optional[str] = "tgt",
+                   joined_dictionary: bool = False, workers: int = 1, reuse: bool = False,
+                   replace: bool = False, extra_files: Sequence[str] = (),
+                   extra_args: Sequence[str] = (), in_process: bool = False) -> str:
+    """Binarize ``{prefix}.{lang}`` text files (one sentence per line, tokens separated by
+    spaces) into the data-bin folder ``dest`` with ``fairseq-preprocess``; returns ``dest``.
+
+    ``train`` / ``valid`` / ``test``: file prefixes (``valid``/``test`` may be comma-separated
+    lists, as fairseq allows). ``target_lang=None``: a monolingual corpus (``--only-source``,
+    for ``--task language_modeling``; ``source_lang=None`` then reads the prefixes as file names).
+    ``joined_dictionary``: one dictionary for both sides. ``extra_args``: more
+    ``fairseq-preprocess`` flags (``--srcdict``, ``--nwordssrc``, ...). ``extra_files``: files
+    copied into the folder (under their own names) before it appears, e.g. the BPE codes.
+
+    The folder appears complete or not at all: fairseq-preprocess writes ``{dest}.tmp``, which is
+    renamed to ``dest`` when it succeeds. An existing ``dest`` is returned as is with ``reuse``
+    (it was written that way), rebuilt with ``replace`` (the old folder stays until the new one is
+    complete, then is swapped for it), else refused with FileExistsError (nothing is overwritten).
+    A failing fairseq-preprocess raises RuntimeError with its stderr.
+
+    ``in_process``: run fairseq-preprocess's ``main`` in this process instead of a subprocess
+    (same arguments, same files; saves importing fairseq again, for callers that have it
+    imported already: the tests and the benchmarks)."""
+    if os.path.exists(dest) and not replace:
+        if reuse:
+            return dest
+        raise FileExistsError(f"data-bin {dest!r} exists already; remove it, or pass reuse=True or replace=True")
+    langs = ["--source-lang", source_lang] if source_lang else []
+    langs += ["--target-lang", target_lang] if target_lang else ["--only-source"]
+    splits = [("--trainpref", train), ("--validpref", valid), ("--testpref", test)]
+    with atomic_outputs(dest) as (temp,):
+        argv = [*langs, *[arg for flag, prefix in splits if prefix for arg in (flag, prefix)],
+                "--destdir", str(temp), "--workers", str(workers),
+                *(["--joined-dictionary"] if joined_dictionary else []), *map(str, extra_args)]
+        if in_process:
+            _preprocess_in_process(argv)
+        else:
+            run_fairseq("preprocess", *argv, capture=True)
+        for path in extra_files:
+            shutil.copyfile(path, os.path.join(temp, os.path.basename(path)))
+        if os.path.isdir(dest):  # replace: the new folder is complete; the old one goes
+            shutil.rmtree(dest)
+    return dest
+
+
+def _preprocess_in_process(argv: Sequence[str]) -> None:
+    """``fairseq-preprocess argv`` as a call of its ``main``; raises RuntimeError as a failing
+    subprocess would. The log file handler fairseq adds for ``preprocess.log`` is closed after."""
+    from fairseq import options
+    from fairseq_cli import preprocess
+
+    handlers = list(preprocess.logger.handlers)
+    try:
+        preprocess.main(options.get_preprocessing_parser().parse_args(list(argv)))
+    except SystemExit as error:  # argparse refused the arguments (its message is on stderr)
+        raise RuntimeError(f"fairseq-preprocess failed: bad arguments {list(argv)} (exit {error.code})") from None
+    except Exception as error:
+        raise RuntimeError(f"fairseq-preprocess failed: {type(error).__name__}: {error}") from error
+    finally:
+        for handler in preprocess.logger.handlers[:]:
+            if handler not in handlers:
+                preprocess.logger.removeHandler(handler)
+                handler.close()

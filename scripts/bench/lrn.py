@@ -1,0 +1,96 @@
+"""``--size tiny / iwslt / wmt``: one run of the LRN vs lstm vs transformer benchmark: speed
+(training and generation, interleaved repeats), ``--profile``, peak memory (a fresh process per
+system), ``--quality``, then the report with its targets."""
+
+import os
+import tempfile
+import time
+from typing import Dict
+
+import torch
+
+from . import data, lrn_report, memory, profiling, quality, speed
+from .lrn_systems import PRESETS, build_systems
+from .machine import load_average
+from .report import finish_report
+from .targets import LRN_FAMILY, evaluate, primary_lrn
+
+
+def speed_data(args, preset, work: str):
+    """(data-bin, share all embeddings) of the speed measurements: ``--data`` or synthetic."""
+    if args.data:
+        share_all = preset.share_all and data.dictionaries_joined(
+            args.data, args.source_lang or data.SRC, args.target_lang or data.TGT)
+        return args.data, share_all
+    data_bin = data.synthetic_bin(work, preset.vocab, {"train": preset.train_sentences,
+                                                       "test": preset.test_sentences},
+                                  preset.median_len, seed=args.seed)
+    return data_bin, preset.share_all
+
+
+def warn_if_loaded(load_start, threads) -> None:
+    if load_start:
+        load, cores = load_start[0], os.cpu_count() or 1
+        if load > 0.5 * cores:
+            print(f"!! load average {load:.1f} on {cores} cores: other jobs share this machine, timings "
+                  "will be noisy" + ("" if threads == 1 else
+                                     "; with fewer free cores than threads, --threads 1 may be faster"))
+
+
+def run(args, argv=None) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+    t_start = time.time()
+    load_start = load_average()
+    if args.device == "cpu":
+        warn_if_loaded(load_start, args.threads)
+    preset = PRESETS[args.size]
+    work = args.work_dir or tempfile.mkdtemp(prefix="lrn-bench-")
+    os.makedirs(work, exist_ok=True)
+    data_bin, share_all = speed_data(args, preset, work)
+    print(f"== data: {data_bin}" + ("" if args.data else " (synthetic: random Zipfian tokens, for speed only)"))
+
+    skipped: Dict[str, str] = {}
+    systems = build_systems(args, preset, data_bin, share_all, args.max_tokens, skipped)
+    if not systems:
+        raise SystemExit("no system can run here: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    data_task = next(iter(systems.values())).load_splits()
+    train_batches = data.training_batches(data_task, args.max_tokens, args.warmup_steps + args.train_steps,
+                                          seed=args.seed)
+    gen_sets = speed.generation_sets(args, data_task)
+    tokens = [int(b["ntokens"]) for b in train_batches]
+    print(f"== systems: " + ", ".join(f"{n} ({s.params / 1e6:.2f}M params)" for n, s in systems.items())
+          + "".join(f"; {n} skipped: {why}" for n, why in skipped.items()))
+    print(f"== {len(train_batches)} fixed training batches ({min(tokens)}-{max(tokens)} target tokens), "
+          f"{args.warmup_steps} warm-up + {args.train_steps} timed updates per repeat; "
+          f"{args.repeats} repeats on {args.device} ({torch.get_num_threads()} threads)", flush=True)
+    results = speed.run_repeats(systems, train_batches, gen_sets, args)
+
+    profiles = []
+    if args.profile is not None:
+        for name in args.profile or [primary_lrn(list(systems))]:
+            if name in systems:
+                profiles.append(profiling.profile_system(systems[name], train_batches, args.profile_steps,
+                                                         args.profile_rows))
+    peak, method = {}, None
+    if not args.no_memory:
+        for name, s in systems.items():
+            peak[name] = memory.peak_memory_in_fresh_process(name, s.argv, train_batches, args.device,
+                                                             args.threads, work)
+            method = peak[name]["method"] if peak[name]["peak_mib"] is not None else method
+
+    report = lrn_report.build_report(args, argv, preset, data_bin, systems, results, gen_sets, train_batches,
+                                     skipped, peak, method)
+    if profiles:
+        report["profile"] = profiles
+    for s in systems.values():
+        s.close()
+    del systems
+
+    if args.quality:
+        report["quality"] = quality.run_quality(args, preset, work, skipped)
+    report["targets"] = evaluate(report, LRN_FAMILY, args.device, args.size)
+    return finish_report(report, args, t_start=t_start, load_start=load_start,
+                         print_report=lrn_report.print_report, plot=lrn_report.plot)

@@ -1,0 +1,90 @@
+"""Train, translate and score one system of the race."""
+
+import re
+import shlex
+import shutil
+import subprocess
+import time
+
+import evaluate  # scripts/evaluate.py
+from fairseq_lrn.errors import GenerateOutputError
+from fairseq_lrn.tools import user_dir
+from fairseq_lrn.tools.generate_output import hypotheses_in_order, parse_generate_output
+from fairseq_lrn.tools.run import fairseq_command, run_fairseq
+
+from .common import log
+from .systems import BATCHING, SYSTEMS, override, recipe
+from .train_log import parse_train_log
+
+_TRANSLATED = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s")
+
+
+def cuda_available():
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def run_system(name, args, data, cuda, env):
+    """Train, translate and score one system; return its result dict (with "error" if it failed)."""
+    sdir = args.work_dir / "systems" / name
+    shutil.rmtree(sdir, ignore_errors=True)  # a fresh run: fairseq would resume a stale checkpoint_last.pt
+    sdir.mkdir(parents=True)
+    spec = SYSTEMS[name]
+    train_argv = [*spec["args"], *recipe(args, args.budget_minutes / 60, cuda)]
+    if args.tiny:
+        train_argv = override(train_argv, spec["tiny"])
+    train_argv = [data["bin"], "--user-dir", user_dir(), *override(train_argv, shlex.split(args.train_args)),
+                  "--save-dir", str(sdir / "checkpoints")]
+    result = {"note": spec["note"], "train_command": shlex.join(["fairseq-train", *train_argv]),
+              "train_log": str(sdir / "train.log")}
+    log(f"{name}: training for {args.budget_minutes:g} min (log: {sdir / 'train.log'})")
+    start = time.time()
+    with open(sdir / "train.log", "w", encoding="utf-8") as f:
+        rc = subprocess.run(fairseq_command("train", *train_argv), stdout=f, stderr=subprocess.STDOUT,
+                            env=env).returncode
+    result["train_process_seconds"] = round(time.time() - start, 1)
+    log_text = (sdir / "train.log").read_text(encoding="utf-8", errors="replace")
+    result.update(parse_train_log(log_text))
+    best = sdir / "checkpoints" / "checkpoint_best.pt"
+    if rc != 0 or not best.is_file():
+        tail = "\n".join(log_text.splitlines()[-15:])
+        result["error"] = (f"fairseq-train exited with {rc}" if rc else f"no {best} was written") + f":\n{tail}"
+        return result
+
+    gen_argv = [data["bin"], "--user-dir", user_dir(), "--path", best, "--gen-subset", "test",
+                "--beam", args.beam, "--batch-size", 64, *BATCHING, "--remove-bpe",
+                "--max-len-a", 1.5, "--max-len-b", 10,
+                *([] if cuda else ["--cpu"])]
+    result["generate_command"] = shlex.join(["fairseq-generate", *map(str, gen_argv)])
+    log(f"{name}: translating the test set (beam {args.beam})")
+    start = time.time()
+    proc = run_fairseq("generate", *gen_argv, capture=True, check=False, env=env)
+    result["decode_process_seconds"] = round(time.time() - start, 1)
+    hyp_path = sdir / "generate-test.txt"
+    hyp_path.write_text(proc.stdout, encoding="utf-8")
+    (sdir / "generate.log").write_text(proc.stderr, encoding="utf-8")
+    if proc.returncode != 0:
+        result["error"] = f"fairseq-generate exited with {proc.returncode}:\n{proc.stderr[-2000:]}"
+        return result
+    if m := _TRANSLATED.search(proc.stdout + proc.stderr):
+        result["decode_seconds"] = float(m[3])
+    try:  # the rule scripts/evaluate.py reads them by: every id 0 .. n-1, D- lines before H- lines
+        translated, _ = hypotheses_in_order(parse_generate_output(proc.stdout), what=str(hyp_path))
+    except GenerateOutputError as exc:
+        result["error"] = str(exc)
+        return result
+    if len(translated) != data["test_pairs"]:
+        result["error"] = (f"fairseq-generate translated {len(translated)} of {data['test_pairs']} test "
+                           f"sentences ({hyp_path})")
+        return result
+    try:
+        score = evaluate.evaluate(hyp_path, [data["test_references"]], lang=args.tgt, bpe="none", detok="moses")
+    except evaluate.EvalError as exc:
+        result["error"] = str(exc)
+        return result
+    result.update(bleu=round(score["bleu"]["score"], 2), chrf=round(score["chrf"]["score"], 2),
+                  bleu_signature=score["bleu"]["signature"], chrf_signature=score["chrf"]["signature"],
+                  bleu_verbose=score["bleu"]["verbose"], hypotheses=str(hyp_path))
+    log(f"{name}: BLEU {result['bleu']:.2f}, chrF {result['chrf']:.2f}")
+    return result

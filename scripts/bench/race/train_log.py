@@ -1,0 +1,73 @@
+"""The numbers of a fairseq-train log (--log-format simple): parameters, updates, epochs, words/s, losses."""
+
+import re
+
+_INNER = re.compile(r"\| train_inner \| epoch (\d+):\s+(\d+) / (\d+) (.*)$")
+_SUMMARY = re.compile(r"\| (train|valid) \| epoch (\d+) \|(.*)$")
+_PARAMS = re.compile(r"num\. (?:shared )?model params: ([\d,]+)")
+_DONE = re.compile(r"done training in ([\d.]+) seconds")
+_STOPPED = re.compile(r"Stopping training due to cumulative_training_time: ([\d.e+-]+) >")
+_NUM = re.compile(r"^-?[\d.]+(?:e[-+]?\d+)?$|^-?inf$|^nan$", re.I)
+
+
+def _stats(text_, sep):
+    """'k1 v1 | k2 v2' (sep '|') or 'k1=v1, k2=v2' (sep ',') -> {k: float}; non-numbers skipped."""
+    out = {}
+    for item in text_.split(sep):
+        key, _, value = item.strip().replace("=", " ", 1).partition(" ")
+        value = value.strip().replace(",", "")
+        if key and _NUM.match(value):
+            out[key] = float(value)
+    return out
+
+
+def parse_train_log(log_text):
+    """Numbers of a fairseq-train log (--log-format simple): tolerant of missing lines.
+
+    Returns params, train_seconds (the clock --stop-time-hours reads: from the trainer's start, validation
+    included; "done training in" gives train_loop_seconds, the training loop alone), updates, epochs
+    (fractional when the last one was cut short),
+    wps (the last epoch summary's words/s; the last train_inner line's when no summary was printed),
+    wps_per_epoch, valid_loss (last validation), best_valid_loss."""
+    train, valid, inner = {}, {}, {}
+    batches_per_epoch, params, done, stopped = None, None, None, None
+    for line in log_text.splitlines():
+        if m := _INNER.search(line):
+            epoch, total = int(m[1]), int(m[3])
+            batches_per_epoch = total
+            inner = {"epoch": epoch, **_stats(m[4], ",")}
+        elif m := _SUMMARY.search(line):
+            (train if m[1] == "train" else valid)[int(m[2])] = _stats(m[3], "|")
+        elif m := _PARAMS.search(line):
+            params = int(m[1].replace(",", ""))
+        elif m := _DONE.search(line):
+            done = float(m[1])
+        elif m := _STOPPED.search(line):
+            stopped = round(float(m[1]) * 3600, 1)
+    r = {"params": params, "train_seconds": stopped, "train_loop_seconds": done, "updates": None, "epochs": None,
+         "wps": None, "wps_per_epoch": [train[e].get("wps") for e in sorted(train)],
+         "valid_loss": None, "best_valid_loss": None}
+    updates = [s["num_updates"] for s in (*train.values(), *valid.values(), inner) if "num_updates" in s]
+    if updates:
+        r["updates"] = int(max(updates))
+    if train:
+        last = max(train)
+        r["wps"] = train[last].get("wps")
+        if r["train_seconds"] is None:  # not stopped by the budget (e.g. --max-epoch in --train-args)
+            r["train_seconds"] = train[last].get("wall", done)
+        ends = {e: train[e].get("num_updates") for e in train}
+        if batches_per_epoch is None and last > 1 and ends.get(1):
+            batches_per_epoch = ends[1]
+        start = ends.get(last - 1, 0 if last == 1 else None)
+        if batches_per_epoch and start is not None and ends[last] is not None:
+            r["epochs"] = round(last - 1 + min(1.0, (ends[last] - start) / batches_per_epoch), 3)
+        else:
+            r["epochs"] = float(last)
+    elif inner:
+        r["wps"] = inner.get("wps")
+        r["epochs"] = float(inner["epoch"])
+    if valid:
+        last = valid[max(valid)]
+        r["valid_loss"] = last.get("loss")
+        r["best_valid_loss"] = last.get("best_loss", last.get("loss"))
+    return r

@@ -1,0 +1,64 @@
+"""fairseq_lrn.tools.data_bin: corpora binarized by fairseq-preprocess, complete or absent."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fairseq_lrn.tools.data_bin import build_data_bin, corpus_prefixes
+from fairseq_lrn.toy_data import write_corpus
+
+
+def test_build_reuse_and_refuse(tmp_path):
+    write_corpus(tmp_path / "corpus", "reversal", {"train": 50, "valid": 5, "test": 5})
+    dest = str(tmp_path / "bin")
+    assert build_data_bin(dest, joined_dictionary=True, **corpus_prefixes(tmp_path / "corpus")) == dest
+    names = set(os.listdir(dest))
+    assert {"dict.src.txt", "dict.tgt.txt", "train.src-tgt.src.bin", "test.src-tgt.tgt.idx"} <= names
+    with open(os.path.join(dest, "dict.src.txt")) as src, open(os.path.join(dest, "dict.tgt.txt")) as tgt:
+        assert src.read() == tgt.read()  # joined
+    assert build_data_bin(dest, train="nowhere", reuse=True) == dest
+    with pytest.raises(FileExistsError, match="exists already"):
+        build_data_bin(dest, train="nowhere")
+
+
+def test_in_process_writes_what_the_subprocess_writes(tmp_path):
+    write_corpus(tmp_path / "corpus", "reordering", {"train": 80, "valid": 5, "test": 5})
+    prefixes = corpus_prefixes(tmp_path / "corpus")
+    sub = build_data_bin(str(tmp_path / "sub"), **prefixes)
+    inproc = build_data_bin(str(tmp_path / "inproc"), in_process=True, **prefixes)
+    names = sorted(os.listdir(sub))
+    assert names == sorted(os.listdir(inproc)) and "train.src-tgt.tgt.bin" in names
+    for name in names:
+        if name != "preprocess.log":
+            assert Path(sub, name).read_bytes() == Path(inproc, name).read_bytes(), name
+
+
+@pytest.mark.parametrize("in_process", [False, True])
+def test_a_failing_preprocess_leaves_nothing(tmp_path, in_process):
+    dest = tmp_path / "bin"
+    with pytest.raises(RuntimeError, match="fairseq-preprocess failed"):
+        build_data_bin(str(dest), train=str(tmp_path / "missing"), in_process=in_process)
+    assert not dest.exists() and not (tmp_path / "bin.tmp").exists()
+
+
+def test_replace_swaps_in_a_complete_folder_with_extra_files(tmp_path, monkeypatch):
+    def fake_preprocess(tool, *args, **kwargs):  # the folder logic only: no fairseq run needed
+        if "--trainpref" in args and args[args.index("--trainpref") + 1] == "missing":
+            raise RuntimeError("fairseq-preprocess failed with exit code 1")
+        destdir = Path(args[args.index("--destdir") + 1])
+        os.makedirs(destdir)
+        (destdir / "dict.src.txt").write_text("w0 1\n")
+
+    monkeypatch.setattr("fairseq_lrn.tools.data_bin.run_fairseq", fake_preprocess)
+    dest = tmp_path / "bin"
+    dest.mkdir()
+    (dest / "stale.txt").write_text("from an older build")
+    codes = tmp_path / "code"
+    codes.write_text("#version: 0.2\n")
+    with pytest.raises(RuntimeError):  # a failing rebuild keeps the old folder
+        build_data_bin(str(dest), train="missing", replace=True, extra_files=[str(codes)])
+    assert (dest / "stale.txt").is_file() and not (tmp_path / "bin.tmp").exists()
+    assert build_data_bin(str(dest), train="train", replace=True, extra_files=[str(codes)]) == str(dest)
+    assert not (dest / "stale.txt").exists() and (dest / "code").read_text() == "#version: 0.2\n"
+    assert (dest / "dict.src.txt").is_file() and not (tmp_path / "bin.tmp").exists()
