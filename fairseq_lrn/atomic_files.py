@@ -73,3 +73,12 @@ def atomic_copy(src_path: PathLike, dst_path: PathLike) -> bool:
         with open(src_path, "rb") as src, open(temp, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
     return True
+
+
+def write_json(path: PathLike, obj, *, indent: int = 1) -> None:
+    """Write ``obj`` as JSON to ``path`` through :func:`atomic_outputs` (the reports of the
+    benchmarks and the race: a reader never sees half of one)."""
+    import json
+
+    with atomic_outputs(path) as (temp,):
+        temp.write_text(json.dumps(obj, indent=indent) + "\n", encoding="utf-8")

@@ -24,7 +24,6 @@ span of the backward branch; per kernel it reports
 """
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -213,8 +212,9 @@ def main():
                       f"| {', '.join(map(str, r.waits)) or '-'} | {in_flight} | {r.shuffles} "
                       f"| {r.instructions / config[2]:.0f} |", flush=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+        from fairseq_lrn.atomic_files import write_json
+
+        write_json(args.json, rows)
 
 
 if __name__ == "__main__":

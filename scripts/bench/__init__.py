@@ -1,4 +1,4 @@
-"""The benchmarks of ``scripts/benchmark_models.py`` and ``scripts/benchmark_lm.py``, one module
+"""The benchmarks of ``scripts/benchmark_models.py``, ``benchmark_lm.py`` and ``benchmark_kernel.py``, one module
 per job (importing this package does nothing: no fairseq import, no logging or ``sys.path``
 changes; the entry points call :func:`bench.fairseq_setup.quiet_fairseq` in their ``main``).
 
@@ -11,5 +11,9 @@ changes; the entry points call :func:`bench.fairseq_setup.quiet_fairseq` in thei
 * ``--size tiny/iwslt/wmt`` (LRN vs lstm vs transformer): :mod:`.lrn_systems`, :mod:`.speed`,
   :mod:`.quality`, :mod:`.lrn_report`, run by :mod:`.lrn`;
 * ``--size transformer-*`` (transformer_lrn vs transformer): :mod:`.transformer_lrn_systems`,
-  :mod:`.transformer_lrn_speed`, :mod:`.transformer_lrn_report`, run by :mod:`.transformer_lrn`.
+  :mod:`.transformer_lrn_speed`, :mod:`.transformer_lrn_report`, run by :mod:`.transformer_lrn`;
+* ``benchmark_lm.py`` (lrn_lm vs lstm_lm vs transformer_lm): :mod:`.lm_systems`, run by :mod:`.lm_race`;
+* ``benchmark_kernel.py`` (the recurrence and layers; torch only, no fairseq): :mod:`.kernel_timing`,
+  run by :mod:`.kernel_report`;
+* ``quality_race.py``: the subpackage :mod:`.race`.
 """

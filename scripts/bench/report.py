@@ -1,8 +1,9 @@
 """The end of every benchmark run: wall time and load, the printed report, ``--json``, ``--plot``."""
 
-import json
 import os
 import time
+
+from fairseq_lrn.atomic_files import write_json
 
 
 def finish_report(report: dict, args, *, t_start: float, load_start, print_report, plot) -> dict:
@@ -16,8 +17,7 @@ def finish_report(report: dict, args, *, t_start: float, load_start, print_repor
     print(f"\n(total {report['wall_seconds']:.0f} s; load average at start "
           f"{report['machine'].get('loadavg_start')}, at end {report['machine'].get('loadavg_end')})")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+        write_json(args.json, report)
         print(f"wrote {args.json}")
     if args.plot:
         plot(report, args.plot)

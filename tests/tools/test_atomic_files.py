@@ -1,8 +1,10 @@
 """fairseq_lrn.atomic_files: outputs appear complete or not at all."""
 
+import json
+
 import pytest
 
-from fairseq_lrn.atomic_files import atomic_copy, atomic_outputs
+from fairseq_lrn.atomic_files import atomic_copy, atomic_outputs, write_json
 
 
 def test_outputs_are_renamed_into_place_when_the_block_completes(tmp_path):
@@ -41,3 +43,12 @@ def test_atomic_copy(tmp_path):
     dst.write_bytes(b"old")
     assert atomic_copy(src, dst) is True
     assert dst.read_bytes() == src.read_bytes() and not (tmp_path / "checkpoint_last.pt.copy.tmp").exists()
+
+
+def test_write_json_replaces_a_report_whole(tmp_path):
+    out = tmp_path / "report.json"
+    write_json(out, {"bleu": 31.42, "systems": ["lrn"]})
+    assert json.loads(out.read_text()) == {"bleu": 31.42, "systems": ["lrn"]}
+    with pytest.raises(TypeError):  # not serializable: the old report stays, no temporary left
+        write_json(out, {"bad": object()})
+    assert json.loads(out.read_text())["bleu"] == 31.42 and not (tmp_path / "report.json.tmp").exists()

@@ -1,8 +1,6 @@
 """The race's results: the markdown table and the JSON report."""
 
-import json
-
-from fairseq_lrn.atomic_files import atomic_outputs
+from fairseq_lrn import atomic_files
 
 
 def _fmt(value, spec="{:.2f}"):
@@ -27,8 +25,7 @@ def markdown_table(systems):
 
 def write_json(report, path):
     """Write `report` to `path` atomically (a reader never sees half a report)."""
-    with atomic_outputs(path) as [tmp]:
-        tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    atomic_files.write_json(path, report, indent=2)
 
 
 def print_summary(report, args):
