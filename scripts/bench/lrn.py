@@ -81,8 +81,9 @@ def run(args, argv=None) -> dict:
                                                              args.threads, work)
             method = peak[name]["method"] if peak[name]["peak_mib"] is not None else method
 
-    report = lrn_report.build_report(args, argv, preset, data_bin, systems, results, gen_sets, train_batches,
-                                     skipped, peak, method)
+    report = lrn_report.build_report(args, argv, preset=preset, data_bin=data_bin, systems=systems,
+                                     results=results, gen_sets=gen_sets, train_batches=train_batches,
+                                     skipped=skipped, memory=peak, memory_method=method)
     if profiles:
         report["profile"] = profiles
     for s in systems.values():

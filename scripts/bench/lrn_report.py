@@ -11,7 +11,7 @@ from .speed import GEN_CONFIGS
 from .stats import fmt, fmt_spread, ratio_cell, ratio_table, summary
 
 
-def build_report(args, argv, preset, data_bin: str, systems: Dict[str, object], results: Dict[str, List[dict]],
+def build_report(args, argv, *, preset, data_bin: str, systems: Dict[str, object], results: Dict[str, List[dict]],
                  gen_sets: dict, train_batches, skipped: Dict[str, str], memory: Dict[str, dict],
                  memory_method) -> dict:
     """The run's numbers: config, per-system summaries over the repeats, per-repeat ratios

@@ -127,11 +127,13 @@ def main(args, argv=None) -> dict:
         if st:
             state[name] = st
 
-    results = transformer_lrn_speed.run_repeats(systems, args, train_batches, grid, sweep, trains, decodes,
-                                                t_start)
+    results = transformer_lrn_speed.run_repeats(systems, args, train_batches=train_batches, grid=grid,
+                                                sweep=sweep, trains=trains, decodes=decodes, t_start=t_start)
 
-    report = transformer_lrn_report.build_report(args, argv, p, data_bin, vocab, share_all, systems, results,
-                                                 grid, sweep_keys, decodes, train_batches, skipped, state)
+    report = transformer_lrn_report.build_report(
+        args, argv, p=p, data_bin=data_bin, vocab=vocab, share_all=share_all, systems=systems, results=results,
+        grid=grid, sweep_keys=sweep_keys, decodes=decodes, train_batches=train_batches, skipped=skipped,
+        state=state)
     for s in systems.values():
         s.close()
     report["targets"] = evaluate(report, TRANSFORMER_FAMILY)

@@ -12,7 +12,7 @@ from .targets import TRANSFORMER_FAMILY, family_targets
 from .transformer_lrn_systems import BASELINE, PAIRS, system_shape
 
 
-def build_report(args, argv, p, data_bin: str, vocab: int, share_all: bool, systems: Dict[str, object],
+def build_report(args, argv, *, p, data_bin: str, vocab: int, share_all: bool, systems: Dict[str, object],
                  results: Dict[str, List[dict]], grid, sweep_keys: Dict[int, str], decodes: Dict[str, bool],
                  train_batches, skipped: Dict[str, str], state: Dict[str, dict]) -> dict:
     """The run's numbers: config, per-system summaries over the repeats, per-repeat ratios of

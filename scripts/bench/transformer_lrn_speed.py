@@ -75,7 +75,7 @@ def warm_up(system, name: str, p: TPreset, args, train_batches, grid: List[Cell]
     return st
 
 
-def run_repeats(systems: Dict[str, object], args, train_batches, grid: List[Cell], sweep: List[Cell],
+def run_repeats(systems: Dict[str, object], args, *, train_batches, grid: List[Cell], sweep: List[Cell],
                 trains: Dict[str, bool], decodes: Dict[str, bool], t_start: float) -> Dict[str, List[dict]]:
     """``args.repeats`` interleaved repeats (``for repeat: for system:``) of :func:`measure`; the
     sweep's own cells in the first ``--sweep-repeats``. ``{system: [one dict per repeat]}``."""
