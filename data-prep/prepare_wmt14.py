@@ -19,16 +19,14 @@ changing a setting reruns the steps from the first one it affects.
 """
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 import text_processing as text
 import wmt14_sources as sources
-from fairseq_lrn.atomic_files import atomic_outputs
 from fairseq_lrn.tools.data_bin import build_data_bin
-from prep_io import PrepError, check_aligned, count_lines
+from prep_io import PrepError, StepRunner, check_aligned, count_lines
 
 SRC, TGT = "en", "de"
 STEPS = ("extract", "tokenize", "clean", "learn-subwords", "apply-subwords", "binarize")
@@ -70,33 +68,6 @@ def parse_args(argv=None):
     if args.spm and args.vocab_size is None:
         args.vocab_size = 32000
     return args
-
-
-class StepRunner:
-    """Runs steps in order, skipping those whose done-marker records the same settings.
-
-    Once a step runs, every later one runs too: its inputs may have changed.
-    """
-
-    def __init__(self, out, stop_after):
-        self.markers = out / ".done"
-        self.stop_after = stop_after
-        self.rerun = False
-
-    def __call__(self, name, settings, fn):
-        """Run (or skip) step `name`; return True when the run should stop after it."""
-        marker = self.markers / f"{name}.json"
-        record = json.dumps(settings, sort_keys=True)
-        if not self.rerun and marker.is_file() and marker.read_text() == record:
-            log(f"{name}: done already, skipped")
-        else:
-            self.rerun = True
-            marker.unlink(missing_ok=True)
-            log(f"{name}: running")
-            fn()
-            with atomic_outputs(marker) as [tmp]:
-                tmp.write_text(record)
-        return name == self.stop_after
 
 
 def prepare(args):
@@ -151,7 +122,7 @@ def prepare(args):
         except RuntimeError as exc:
             raise PrepError(f"fairseq-preprocess failed on {sub}/{{train,valid,test}}.{{{SRC},{TGT}}}: {exc}") from exc
 
-    step = StepRunner(out, args.stop_after)
+    step = StepRunner(out, log=log, stop_after=args.stop_after)
     plan = (
         ("extract", {"train": [c.name for c in sources.TRAIN], "valid": args.valid, "test": sources.TEST.name},
          extract),

@@ -2,15 +2,12 @@
 BPE and binarization into WORK/bin (each step's outputs written atomically, each finished step recorded
 in WORK/.done/STEP.json with its settings)."""
 
-import json
-import time
 from pathlib import Path
 
 import evaluate  # scripts/evaluate.py
 import text_processing as text  # data-prep/text_processing.py
-from fairseq_lrn.atomic_files import atomic_outputs
 from fairseq_lrn.tools.data_bin import build_data_bin
-from prep_io import read_lines  # data-prep/prep_io.py
+from prep_io import StepRunner, read_lines  # data-prep/prep_io.py
 
 from .common import RaceError, log
 
@@ -66,31 +63,6 @@ def fingerprint(path):
     return {"path": str(path.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-class StepRunner:
-    """Runs preparation steps in order, skipping those whose marker records the same settings.
-
-    Once a step runs, every later one runs too (its inputs may have changed)."""
-
-    def __init__(self, work):
-        self.markers = work / ".done"
-        self.rerun = False
-
-    def __call__(self, name, settings, fn):
-        marker = self.markers / f"{name}.json"
-        record = json.dumps(settings, sort_keys=True)
-        if not self.rerun and marker.is_file() and marker.read_text() == record:
-            log(f"prepare {name}: done already, skipped")
-            return
-        self.rerun = True
-        marker.unlink(missing_ok=True)
-        log(f"prepare {name}: running")
-        start = time.time()
-        fn()
-        with atomic_outputs(marker) as [tmp]:
-            tmp.write_text(record)
-        log(f"prepare {name}: done in {time.time() - start:.1f}s")
-
-
 def dictionary_size(data_bin, lang):
     """Entries of a fairseq dictionary: the dict file's lines plus <s>, <pad>, </s>, <unk>."""
     with open(data_bin / f"dict.{lang}.txt", encoding="utf-8") as f:
@@ -103,7 +75,7 @@ def prepare(args, files):
     tok, bpe, data_bin = work / "tok", work / "bpe", work / "bin"
     langs = (args.src, args.tgt)
     input_stats = check_inputs(files)
-    step = StepRunner(work)
+    step = StepRunner(work, log=log, prefix="prepare ")
     workers = max(1, args.threads)
 
     def tokenize():
