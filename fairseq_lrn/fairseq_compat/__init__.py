@@ -70,7 +70,8 @@ def fixes_to_skip(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]
     return {name: f"not applied ({SKIP_VARIABLE})" for name in names}
 
 
-def _version_tuple(version: str) -> Tuple[int, ...]:
+def version_tuple(version: str) -> Tuple[int, ...]:
+    """(major, minor) of a version string such as ``"2.13.0+cpu"``."""
     return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
 
 
@@ -86,7 +87,7 @@ def outside_versions(module) -> Optional[str]:
     if min_torch:
         import torch
 
-        if _version_tuple(torch.__version__) < tuple(min_torch):
+        if version_tuple(torch.__version__) < tuple(min_torch):
             return (f"written for torch >= {'.'.join(map(str, min_torch))}, installed torch is "
                     f"{torch.__version__}")
     return None

@@ -211,8 +211,9 @@ def weights_only_by_default(torch_module=None) -> bool:
     import torch
 
     torch_module = torch_module or torch
-    version = tuple(int(part) for part in re.findall(r"\d+", torch_module.__version__)[:2])
-    return version >= MIN_TORCH and hasattr(torch_module.serialization, "safe_globals")
+    from . import version_tuple
+
+    return version_tuple(torch_module.__version__) >= MIN_TORCH and hasattr(torch_module.serialization, "safe_globals")
 
 
 def install() -> bool:

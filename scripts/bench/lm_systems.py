@@ -4,7 +4,9 @@ the tied embedding), built in-process as :class:`bench.systems.System`."""
 
 from typing import Dict, List
 
-from .systems import System, user_dir
+from fairseq_lrn.tools import user_dir
+
+from .systems import System
 
 SYSTEMS = ("lrn_lm", "lstm_lm", "transformer_lm")
 

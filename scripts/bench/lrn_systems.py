@@ -6,8 +6,10 @@ import shlex
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+from fairseq_lrn.tools import user_dir
+
 from . import data
-from .systems import System, build_model, count_params, user_dir
+from .systems import System, build_model, count_params
 
 DEFAULT_SYSTEMS = ("lrn-fused", "lrn-cpu", "lrn-reference", "lstm", "transformer")
 OUTPUT_GATE_SYSTEMS = ("olrn-fused", "olrn-cpu")  # opt-in: --systems ... olrn-cpu

@@ -9,13 +9,6 @@ from typing import List, Optional, Sequence
 import torch
 
 
-def user_dir() -> str:
-    """The ``--user-dir`` of every system: the fairseq_lrn package."""
-    from fairseq_lrn.tools import user_dir as _user_dir
-
-    return _user_dir()
-
-
 def parse_fairseq_args(argv: List[str]):
     """fairseq-train's parser on ``argv`` -> (argparse Namespace, omegaconf config)."""
     from fairseq import options

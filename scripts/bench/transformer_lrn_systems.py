@@ -5,7 +5,9 @@ presets and fairseq-train arguments."""
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from .systems import System, count_model_params, user_dir
+from fairseq_lrn.tools import user_dir
+
+from .systems import System, count_model_params
 
 SYSTEMS = ("transformer", "transformer-lrn", "transformer-dec2", "transformer-lrn-dec2", "transformer-lrn-wide")
 DECODE_SYSTEMS = SYSTEMS[:4]
