@@ -6,7 +6,7 @@ import os
 import shutil
 from typing import Dict, Optional, Sequence
 
-from ..atomic_files import atomic_outputs
+from ..atomic_files import atomic_outputs, recover
 from .run import run_fairseq
 
 SPLITS = ("train", "valid", "test")
@@ -33,15 +33,19 @@ def build_data_bin(dest: str, *, train: str, valid: Optional[str] = None, test: 
     ``fairseq-preprocess`` flags (``--srcdict``, ``--nwordssrc``, ...). ``extra_files``: files
     copied into the folder (under their own names) before it appears, e.g. the BPE codes.
 
-    The folder appears complete or not at all: fairseq-preprocess writes ``{dest}.tmp``, which is
+    The folder appears complete or not at all (:func:`~fairseq_lrn.atomic_files.atomic_outputs`):
+    fairseq-preprocess writes a temporary folder of this call's own next to ``dest``, which is
     renamed to ``dest`` when it succeeds. An existing ``dest`` is returned as is with ``reuse``
     (it was written that way), rebuilt with ``replace`` (the old folder stays until the new one is
-    complete, then is swapped for it), else refused with FileExistsError (nothing is overwritten).
-    A failing fairseq-preprocess raises RuntimeError with its stderr.
+    complete, then the two are swapped: a kill at any point leaves the old or the new folder),
+    else refused with FileExistsError (nothing is overwritten). What a killed earlier call left
+    is cleaned up (or an old folder put back) first. A failing fairseq-preprocess raises
+    RuntimeError with its stderr.
 
     ``in_process``: run fairseq-preprocess's ``main`` in this process instead of a subprocess
     (same arguments, same files; saves importing fairseq again, for callers that have it
     imported already: the tests and the benchmarks)."""
+    recover(dest)
     if os.path.exists(dest) and not replace:
         if reuse:
             return dest
@@ -59,8 +63,6 @@ def build_data_bin(dest: str, *, train: str, valid: Optional[str] = None, test: 
             run_fairseq("preprocess", *argv, capture=True)
         for path in extra_files:
             shutil.copyfile(path, os.path.join(temp, os.path.basename(path)))
-        if os.path.isdir(dest):  # replace: the new folder is complete; the old one goes
-            shutil.rmtree(dest)
     return dest
 
 

@@ -12,6 +12,7 @@ import pytest
 import prepare_wmt14
 from prep_io import read_lines
 from tests.data_prep import tiny_wmt14
+from tests.kill_points import interrupted_output
 
 SCRIPT = Path(prepare_wmt14.__file__).with_name("prepare-wmt14en2de.sh")
 SPLITS = ("train", "valid", "test")
@@ -125,9 +126,8 @@ def test_resumed_run_after_interruption_is_identical(bpe_run, raw_dir, tmp_path,
     assert not (out / "subword").exists() and not (out / "data-bin").exists()
     # What a crash in the middle of the next steps leaves behind.
     (out / "subword").mkdir()
-    (out / "subword/train.en.tmp").write_text("half a line")
-    (out / "data-bin.tmp").mkdir()
-    (out / "data-bin.tmp/dict.en.txt").write_text("junk 1\n")
+    interrupted_output(out / "subword/train.en", text="half a line")
+    interrupted_output(out / "data-bin", {"dict.en.txt": "junk 1\n"})
     capsys.readouterr()
 
     assert prepare_wmt14.main(args()) == 0
