@@ -13,7 +13,7 @@ from fairseq_lrn.tools.generate_output import hypotheses_in_order, parse_generat
 from fairseq_lrn.tools.run import fairseq_command, run_fairseq
 
 from .common import log
-from .systems import BATCHING, SYSTEMS, override, recipe
+from .systems import SYSTEMS, override, recipe
 from .train_log import parse_train_log
 
 _TRANSLATED = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s")
@@ -53,7 +53,7 @@ def run_system(name, args, data, cuda, env):
         return result
 
     gen_argv = [data["bin"], "--user-dir", user_dir(), "--path", best, "--gen-subset", "test",
-                "--beam", args.beam, "--batch-size", 64, *BATCHING, "--remove-bpe",
+                "--beam", args.beam, "--batch-size", 64, "--remove-bpe",
                 "--max-len-a", 1.5, "--max-len-b", 10,
                 *([] if cuda else ["--cpu"])]
     result["generate_command"] = shlex.join(["fairseq-generate", *map(str, gen_argv)])
