@@ -7,7 +7,8 @@ it picks an implementation:
   under ``TRITON_INTERPRET=1`` (slow, for tests).
 * ``cpu``: PyTorch with a hand-written backward (any device; the fast CPU path).
 * ``reference``: the plain step-by-step loop with autograd (ground truth).
-* ``auto``: ``fused`` for CUDA tensors when Triton is importable, else ``cpu``.
+* ``auto``: ``fused`` for CUDA tensors of a dtype the kernels take (fp32, fp16, bf16) when
+  Triton is importable, else ``cpu``.
 
 Triton is imported only when the fused path is first used, so this package imports
 without a GPU and without Triton; so does the fused kernels' launch heuristic,
@@ -22,6 +23,7 @@ from typing import Optional, Tuple
 from torch import Tensor
 
 from .cpu_lrn import lrn_recurrence_cpu
+from .launch_config import FUSED_DTYPES
 from .reference import ACTIVATIONS, lrn_cell, lrn_recurrence_reference, num_gates
 from .step import lrn_step
 
@@ -44,7 +46,8 @@ def resolve_impl(impl: str, tensor: Tensor) -> str:
     if impl not in IMPLS:
         raise ValueError(f"unknown LRN implementation {impl!r}; choose one of {IMPLS}")
     if impl == "auto":
-        return "fused" if tensor.is_cuda and triton_available() else "cpu"
+        fusable = tensor.is_cuda and tensor.dtype in FUSED_DTYPES
+        return "fused" if fusable and triton_available() else "cpu"
     if impl == "fused":
         if not triton_available():
             raise RuntimeError("--lrn-impl fused needs Triton, which is not installed "

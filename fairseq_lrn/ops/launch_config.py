@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import torch
 
+#: The dtypes the fused kernels take (``auto`` picks them only for these).
+FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 FWD_TILES, BWD_TILES = 3, 5  # (STEPS, BLOCK) tiles one LRN chunk loads: p, q, r (+ dout, state)
 CHUNK_STEPS = (4, 2)  # chunk lengths the heuristic chooses from, preferred first
 MAX_BUFFERED_STEPS = 16  # steps of inputs one program buffers in shared memory at most

@@ -14,7 +14,9 @@ Conventions shared by every implementation in ``fairseq_lrn.ops``:
   forward unchanged and its output is zero; its p, q, r (, s) get zero gradient. This holds
   for left padding (fairseq's source side) and right padding alike, in both directions.
 * Returns ``(out, h_last)``: ``out`` ``(T, B, D)`` holds every state (zero at padded
-  steps), ``h_last`` ``(B, D)`` is the state after the last step each direction walked.
+  steps), ``h_last`` ``(B, D)`` is the state after the last step each direction walked
+  (for ``T = 0``: an empty ``out`` and ``h_last`` = ``h0``, zeros when None).
+* ``h0`` and ``mask`` are on ``pqr``'s device (else a ValueError naming both devices).
 
 The cell (Zhang & Sennrich, 2019)::
 
@@ -47,7 +49,7 @@ def num_gates(output_gate: bool) -> int:
 
 def check_recurrence_args(pqr: Tensor, h0: Optional[Tensor], mask: Optional[Tensor],
                           activation: str, bidirectional: bool, output_gate: bool = False) -> None:
-    """Raise ValueError naming the argument whose shape or value is wrong."""
+    """Raise ValueError naming the argument whose shape, value or device is wrong."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     gates = num_gates(output_gate)
@@ -64,6 +66,9 @@ def check_recurrence_args(pqr: Tensor, h0: Optional[Tensor], mask: Optional[Tens
             raise ValueError(f"mask must be shaped (T, B) = {(T, B)}, got {tuple(mask.shape)}")
         if mask.dtype != torch.bool:
             raise ValueError(f"mask must be a bool tensor (True = padding), got {mask.dtype}")
+    for name, tensor in (("h0", h0), ("mask", mask)):
+        if tensor is not None and tensor.device != pqr.device:
+            raise ValueError(f"{name} must be on pqr's device ({pqr.device}), got {name} on {tensor.device}")
 
 
 def lrn_cell(p: Tensor, q: Tensor, r: Tensor, h_prev: Tensor, activation: str = "identity",
@@ -80,8 +85,11 @@ def lrn_cell(p: Tensor, q: Tensor, r: Tensor, h_prev: Tensor, activation: str = 
 
 def _run_direction(pqr: Tensor, h: Tensor, mask: Optional[Tensor], activation: str,
                    reverse: bool) -> Tuple[Tensor, Tensor]:
-    """Walk one direction over ``pqr`` ``(T, B, 3 or 4, d)`` from state ``h`` ``(B, d)``."""
+    """Walk one direction over ``pqr`` ``(T, B, 3 or 4, d)`` from state ``h`` ``(B, d)``
+    (T = 0: an empty ``out`` and ``h`` itself)."""
     T = pqr.size(0)
+    if T == 0:
+        return h.new_zeros(0, *h.shape), h
     steps = pqr.unbind(0)  # one autograd node for all steps (indexing per step would cost O(T^2))
     outs = [None] * T
     for t in (range(T - 1, -1, -1) if reverse else range(T)):

@@ -33,7 +33,7 @@ import triton.language as tl
 from torch import Tensor
 from triton.language.extra.cuda import libdevice
 
-from .launch_config import LaunchConfig, chunk_tiles, launch_config
+from .launch_config import FUSED_DTYPES, LaunchConfig, chunk_tiles, launch_config
 from .reference import check_recurrence_args
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
@@ -385,8 +385,11 @@ def lrn_recurrence_fused(pqr: Tensor, h0: Optional[Tensor] = None, mask: Optiona
     kernels (for tuning); BLOCK and STEPS are powers of two.
     """
     check_recurrence_args(pqr, h0, mask, activation, bidirectional, output_gate)
-    if pqr.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+    if pqr.dtype not in FUSED_DTYPES:
         raise TypeError(f"the fused LRN kernels take fp32, fp16 or bf16, got {pqr.dtype}")
+    if pqr.size(0) == 0:  # nothing to launch: no steps, the state stays h0
+        T, B, _, D = pqr.shape
+        return pqr.new_zeros(0, B, D), (pqr.new_zeros(B, D) if h0 is None else h0)
     options = FusedOptions(activation, bool(bidirectional), bool(output_gate),
                            None if config is None else LaunchConfig(*config))
     return LRNRecurrenceFused.apply(pqr, h0, mask, options)

@@ -82,3 +82,36 @@ def test_dispatch_passes_output_gate(impl):
     torch.testing.assert_close(last, ref_last)
     with pytest.raises(ValueError, match=r"pqr must be shaped \(T, B, 3, D\)"):
         lrn_recurrence(pqrs, impl=impl)  # 4 gates without the output gate
+
+
+@pytest.mark.parametrize("impl", ["cpu", "reference"])
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_an_empty_sequence_returns_no_steps_and_the_initial_state(impl, with_h0):
+    for bidirectional, output_gate in ((False, False), (True, True)):
+        pqr = torch.randn(0, 2, 4 if output_gate else 3, 6, dtype=torch.float64, requires_grad=True)
+        h0 = torch.randn(2, 6, dtype=torch.float64, requires_grad=True) if with_h0 else None
+        out, last = lrn_recurrence(pqr, h0, torch.zeros(0, 2, dtype=torch.bool), "tanh", bidirectional,
+                                   impl=impl, output_gate=output_gate)
+        assert out.shape == (0, 2, 6) and out.dtype == torch.float64
+        torch.testing.assert_close(last, torch.zeros(2, 6, dtype=torch.float64) if h0 is None else h0)
+        if with_h0:  # h_last is h0: its gradient passes through unchanged
+            (last * torch.arange(6.0, dtype=torch.float64)).sum().backward()
+            torch.testing.assert_close(h0.grad, torch.arange(6.0, dtype=torch.float64).expand(2, 6))
+
+
+def test_auto_picks_fused_only_for_dtypes_the_kernels_take(monkeypatch):
+    import fairseq_lrn.ops as ops
+
+    monkeypatch.setattr(ops, "triton_available", lambda: True)
+
+    class CudaTensor:  # what resolve_impl reads of a CUDA tensor
+        is_cuda = True
+
+        def __init__(self, dtype):
+            self.dtype = dtype
+
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        assert resolve_impl("auto", CudaTensor(dtype)) == "fused"
+    for dtype in (torch.float64, torch.int64):
+        assert resolve_impl("auto", CudaTensor(dtype)) == "cpu"
+    assert resolve_impl("auto", torch.zeros(1)) == "cpu"  # a CPU tensor

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from fairseq_lrn.ops import lrn_recurrence_reference
+from fairseq_lrn.ops import lrn_recurrence_cpu, lrn_recurrence_reference
 
 
 def sigmoid(x):
@@ -119,7 +119,13 @@ def test_gradcheck(activation, bidirectional, output_gate):
     (dict(pqr=torch.zeros(2, 1, 3, 4), activation="relu"), "activation must be one of"),
     (dict(pqr=torch.zeros(2, 1, 3, 4), output_gate=True), r"pqr must be shaped \(T, B, 4, D\)"),
     (dict(pqr=torch.zeros(2, 1, 4, 4)), r"pqr must be shaped \(T, B, 3, D\)"),
+    (dict(pqr=torch.zeros(2, 1, 3, 4, device="meta"), mask=torch.zeros(2, 1, dtype=torch.bool)),
+     r"mask must be on pqr's device \(meta\), got mask on cpu"),
+    (dict(pqr=torch.zeros(2, 1, 3, 4, device="meta"), h0=torch.zeros(1, 4)),
+     r"h0 must be on pqr's device \(meta\), got h0 on cpu"),
 ])
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         lrn_recurrence_reference(**kwargs)
+    with pytest.raises(ValueError, match=message):  # the same check on the CPU path
+        lrn_recurrence_cpu(**kwargs)

@@ -195,3 +195,12 @@ def test_fused_launches_size_buffers_for_their_tiles(monkeypatch, output_gate):
     pqr = torch.randn(3, 2, 4 if output_gate else 3, 4, device=DEVICE, requires_grad=True)
     lrn_recurrence_fused(pqr, output_gate=output_gate)[0].sum().backward()
     assert asked == [FWD_TILES + output_gate, BWD_TILES + output_gate]
+
+
+def test_an_empty_sequence_returns_no_steps_and_the_initial_state():
+    h0 = torch.randn(2, 8, device=DEVICE)
+    for state in (h0, None):
+        out, last = lrn_recurrence_fused(torch.randn(0, 2, 4, 8, device=DEVICE), state, None, "tanh",
+                                         True, output_gate=True)
+        assert out.shape == (0, 2, 8)
+        torch.testing.assert_close(last, torch.zeros_like(h0) if state is None else h0)
