@@ -8,6 +8,11 @@ contexts. Upper layers read ``[y ; context]``. Output: ``tanh(W [y ; context])``
 Without input feeding (the default) every projection and the attention run over all target
 positions at once; only the elementwise recurrences are serial. With input feeding the
 lower LRN also reads the previous step's context, which makes training loop over time.
+
+Target padding (``--left-pad-target True``) is masked as in the encoder: a padded step carries
+every LRN's state (and, with input feeding, the context) unchanged, so a left-padded target
+trains exactly as beam search decodes it. Right padding (fairseq's default) comes after every
+real step and cannot change a real output, so it is not masked (the faster path).
 """
 
 from typing import Dict, Optional, Tuple
@@ -24,12 +29,12 @@ CACHE_KEY = "lrn_cache"
 
 
 def _run_block(block: LRNBlock, x: Tensor, residual: Tensor, h0: Tensor,
-               single_step: bool) -> Tuple[Tensor, Tensor]:
+               single_step: bool, padding_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """``block`` over x ``(T, B, in)`` with ``residual (T, B, H)`` from h0 ``(B, H)``: its
-    recurrence, or with ``single_step`` (T == 1) one cell step. Returns ``y (T, B, H)`` and
-    the last state ``(B, H)``."""
+    recurrence (padded steps of ``padding_mask (T, B)`` carry the state), or with
+    ``single_step`` (T == 1) one cell step. Returns ``y (T, B, H)`` and the last state ``(B, H)``."""
     if not single_step:
-        return block(x, residual=residual, h0=h0)
+        return block(x, residual=residual, h0=h0, padding_mask=padding_mask)
     y, h = block.step(x[0], residual=residual[0], h_prev=h0)
     return y.unsqueeze(0), h
 
@@ -69,6 +74,7 @@ class LRNDecoder(FairseqIncrementalDecoder):
         embed_dim = embed_tokens.embedding_dim
         K, H = encoder_output_size, hidden_size
         self.embed_tokens = embed_tokens
+        self.padding_idx = dictionary.pad()
         self.dropout_in, self.dropout_out = dropout_in, dropout_out
         self.input_feeding = input_feeding
         self.hidden_size, self.context_size = H, K
@@ -108,22 +114,32 @@ class LRNDecoder(FairseqIncrementalDecoder):
             cache = self._initial_cache(encoder_out)
         memory = (cache["keys"], encoder_out["encoder_out"], encoder_out["padding_mask"])
         single_step = incremental_state is not None  # one new token: each LRN runs one cell step
+        pad = None if single_step else self._masked_padding(prev_output_tokens)
         if self.input_feeding:
             outs, attns, states, context = [], [], cache["states"], cache["context"]
             for t in range(x.size(0)):
                 step_in = torch.cat([x[t:t + 1], context.unsqueeze(0)], -1)
-                out, attn, states, ctx = self._layers(step_in, states, *memory, single_step=single_step)
+                step_pad = None if pad is None else pad[t:t + 1]
+                out, attn, states, ctx = self._layers(step_in, states, *memory, single_step=single_step,
+                                                      padding_mask=step_pad)
                 outs.append(out)
                 attns.append(attn)
-                context = ctx[-1]
+                context = ctx[-1] if pad is None else torch.where(pad[t].unsqueeze(-1), context, ctx[-1])
             out, attn = torch.cat(outs, 0), torch.cat(attns, 1)
         else:
-            out, attn, states, _ = self._layers(x, cache["states"], *memory, single_step=single_step)
+            out, attn, states, _ = self._layers(x, cache["states"], *memory, single_step=single_step,
+                                                padding_mask=pad)
             context = None
         if incremental_state is not None:
             self.set_incremental_state(incremental_state, CACHE_KEY,
                                        {"states": states, "keys": cache["keys"], "context": context})
         return out.transpose(0, 1), attn
+
+    def _masked_padding(self, tokens: Tensor) -> Optional[Tensor]:
+        """The padding of tokens ``(B, T)`` as a ``(T, B)`` mask when a pad comes before a real
+        token (left padding); None when there is none or all of it is right padding."""
+        pad = tokens.eq(self.padding_idx)
+        return pad.t() if (pad[:, :-1] & ~pad[:, 1:]).any() else None
 
     def _initial_cache(self, encoder_out: EncoderOut) -> Dict[str, Optional[Tensor]]:
         """Decoder states from the encoder's final state, projected keys, zero context."""
@@ -135,22 +151,23 @@ class LRNDecoder(FairseqIncrementalDecoder):
                 "context": context}
 
     def _layers(self, x: Tensor, states: Tensor, keys: Tensor, encoder_states: Tensor,
-                encoder_padding_mask: Optional[Tensor], *, single_step: bool = False
-                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+                encoder_padding_mask: Optional[Tensor], *, single_step: bool = False,
+                padding_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """Run every layer over x ``(T, B, E')`` from ``states (L+1, B, H)``; with
         ``single_step`` (incremental decoding, T == 1) every LRN runs one cell step instead of
-        its recurrence. Returns output features ``(T, B, out_embed_dim)``, attention
-        ``(B, T, S)``, the new states ``(L+1, B, H)`` and the contexts ``(T, B, K)``."""
+        its recurrence. ``padding_mask (T, B)``: target steps whose states are carried.
+        Returns output features ``(T, B, out_embed_dim)``, attention ``(B, T, S)``, the new
+        states ``(L+1, B, H)`` and the contexts ``(T, B, K)``."""
         if single_step:
             lower_last = self.lower.step(x[0], states[0])
             s = lower_last.unsqueeze(0)
         else:
-            s, lower_last = self.lower(x, states[0])
+            s, lower_last = self.lower(x, states[0], padding_mask)
         context, attn = self.attention(s, keys, encoder_states, encoder_padding_mask)
-        y, last = _run_block(self.blocks[0], context, s, states[1], single_step)
+        y, last = _run_block(self.blocks[0], context, s, states[1], single_step, padding_mask)
         new_states = [lower_last, last]
         for k, block in enumerate(self.blocks[1:], start=2):
-            y, last = _run_block(block, torch.cat([y, context], -1), y, states[k], single_step)
+            y, last = _run_block(block, torch.cat([y, context], -1), y, states[k], single_step, padding_mask)
             new_states.append(last)
         out = torch.tanh(self.out_proj(torch.cat([y, context], -1)))
         out = F.dropout(out, self.dropout_out, self.training)

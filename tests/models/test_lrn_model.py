@@ -90,6 +90,24 @@ def test_left_and_right_padding_give_the_same_encoding():
     torch.testing.assert_close(model.decoder(prev, out_l)[0], model.decoder(prev, out_r)[0])
 
 
+@pytest.mark.parametrize("overrides", [{}, dict(decoder_input_feeding=True, decoder_layers=3)])
+def test_left_padded_targets_train_as_each_sentence_alone(overrides):
+    """--left-pad-target True: every real target step gets what the unpadded sentence gets
+    (what beam search computes), so the padding in front changes nothing."""
+    model = build_model(**overrides).double().eval()
+    d = model.decoder.dictionary
+    src, src_len = batch(d, [5, 3, 4])
+    prev, lengths = batch(d, [6, 2, 4], left_pad=True)
+    T = prev.size(1)
+    for b, n in enumerate(lengths.tolist()):  # eos first, as fairseq feeds it, then words
+        prev[b, T - n:] = torch.cat([torch.tensor([d.eos()]), torch.randint(d.nspecial, len(d), (n - 1,))])
+    logits, attn = model(src, src_len, prev)
+    for b, n in enumerate(lengths.tolist()):
+        alone, alone_attn = model(src[b:b + 1], src_len[b:b + 1], prev[b:b + 1, T - n:])
+        torch.testing.assert_close(logits[b, T - n:], alone[0], rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(attn[b, T - n:], alone_attn[0], rtol=1e-9, atol=1e-9)
+
+
 def test_beam_search_scores_equal_full_forward_scores():
     torch.manual_seed(1)
     model = build_model().double().eval()
