@@ -2,6 +2,7 @@
 bad options, adaptive softmax, and fairseq's own lstm_lm with the plugin (numpy 2 fix)."""
 
 import argparse
+import math
 import os
 import re
 from types import SimpleNamespace
@@ -187,7 +188,24 @@ def test_fairseq_lstm_lm_trains_and_evaluates_with_the_plugin(lm_data):
     checkpoint = os.path.join(save_dir, "checkpoint_last.pt")
     out = run_cli("eval_lm", data_bin, "--user-dir", USER_DIR, "--path", checkpoint, "--cpu",
                   "--sample-break-mode", "eos").stderr
-    assert perplexity(out) > 0
+    assert perplexity(out) == pytest.approx(in_process_perplexity(checkpoint, data_bin), abs=0.006)
+
+
+def in_process_perplexity(checkpoint, data_bin, split="test"):
+    """exp(mean token loss) of ``checkpoint`` on ``split``, summed by fairseq's criterion over the
+    task's own batches (one sentence a sample: the checkpoint's --sample-break-mode eos)."""
+    from fairseq import checkpoint_utils
+
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint],
+                                                                      arg_overrides={"data": data_bin})
+    task.load_dataset(split)
+    criterion = task.build_criterion(cfg.criterion)
+    loss = tokens = 0.0
+    with torch.no_grad():
+        for sample in task.get_batch_iterator(task.dataset(split), max_sentences=16).next_epoch_itr(shuffle=False):
+            batch_loss, ntokens, _ = criterion(models[0].eval(), sample)
+            loss, tokens = loss + float(batch_loss), tokens + ntokens
+    return math.exp(loss / tokens)
 
 
 def test_lm_flags_show_in_help():

@@ -84,18 +84,30 @@ def test_reorder_incremental_state_selects_sentences():
         torch.testing.assert_close(step[:, 0], full[:, t], rtol=1e-9, atol=1e-9)
 
 
-def test_right_padded_targets_do_not_change_the_real_positions():
+def test_padded_targets_decode_as_each_sentence_alone(monkeypatch):
+    """Left padding comes before the real steps: only a mask that reaches the LRN keeps it from
+    changing them (every other sublayer works per position). Right padding cannot."""
     model = build().double().eval()
     d = model.decoder.dictionary
-    src, src_len = batch(d, [5, 4])
+    src, src_len = batch(d, [5, 4, 3])
     enc = model.encoder(src, src_len)
-    prev = prev_output(d, 2, 6)
-    padded = prev.clone()
-    padded[1, 4:] = d.pad()
-    out_full, _ = model.decoder(prev, enc)
-    out_pad, _ = model.decoder(padded, enc)
-    torch.testing.assert_close(out_pad[1, :4], out_full[1, :4])
-    torch.testing.assert_close(out_pad[0], out_full[0])
+    prev = prev_output(d, 3, 6)
+    lengths = [6, 4, 2]
+    left, right = torch.full_like(prev, d.pad()), torch.full_like(prev, d.pad())
+    for b, n in enumerate(lengths):
+        left[b, 6 - n:], right[b, :n] = prev[b, :n], prev[b, :n]
+    alone = [model.decoder(prev[b:b + 1, :n], model.encoder(src[b:b + 1], src_len[b:b + 1]))[0][0]
+             for b, n in enumerate(lengths)]
+    out_left, out_right = model.decoder(left, enc)[0], model.decoder(right, enc)[0]
+    for b, n in enumerate(lengths):
+        torch.testing.assert_close(out_left[b, 6 - n:], alone[b], rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(out_right[b, :n], alone[b], rtol=1e-9, atol=1e-9)
+
+    layer_type = type(model.decoder.layers[0])
+    run_lrn = layer_type.run_lrn
+    monkeypatch.setattr(layer_type, "run_lrn", lambda self, x, h0, mask, single: run_lrn(self, x, h0, None, single))
+    unmasked = model.decoder(left, enc)[0]  # the same batch with the mask kept from the LRN
+    assert not torch.allclose(unmasked[2, 4:], alone[2])
 
 
 @pytest.mark.parametrize("beam", [1, 5])

@@ -2,6 +2,7 @@
 and ``np.percentile(interpolation=)``. fairseq's lstm_lm with the plugin: tests/models/test_lrn_lm.py."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -35,5 +36,14 @@ def test_only_the_listed_modules_are_patched_and_numpy_is_untouched():
 
 def test_translation_with_num_batch_buckets_trains(corpus):
     folder, data_bin = corpus
-    run_cli("train", *train_args(data_bin, os.path.join(folder, "buckets"), "--num-batch-buckets", "4",
-                                 "--disable-validation", "--no-save", max_update=2))
+    proc = run_cli("train", *train_args(data_bin, os.path.join(folder, "buckets"), "--num-batch-buckets", "4",
+                                        "--disable-validation", "--no-save", max_update=2))
+    log = proc.stdout + proc.stderr
+    for side in ("src", "tgt"):  # the buckets fairseq's np.percentile(interpolation=) gives, computed here
+        dataset = data_utils.load_indexed_dataset(os.path.join(data_bin, f"train.src-tgt.{side}"), None)
+        sizes = np.array(dataset.sizes)  # a copy: the memory map goes with the dataset
+        assert list(data_utils.get_buckets(sizes, 4)) == list(np.unique(np.percentile(sizes, [25, 50, 75, 100],
+                                                                                      method="lower")))
+        what = "source" if side == "src" else "target"
+        assert f"bucketing {what} lengths: {list(data_utils.get_buckets(sizes, 4))}" in log, side
+    assert re.search(r"num_updates=2\b", log) and "done training" in log

@@ -42,6 +42,35 @@ def flag_value(argv, flag):
     return argv[argv.index(flag) + 1]
 
 
+def assert_plots_series(png, n_series):
+    """The PNG decodes, and holds a pixel of each of matplotlib's first ``n_series`` cycle
+    colours (C0, C1, ...: one per series drawn; a blank or failed figure has none)."""
+    from matplotlib import colors, image
+
+    pixels = image.imread(str(png))
+    assert pixels.ndim == 3 and min(pixels.shape[:2]) >= 300, pixels.shape
+    present = {tuple(p) for p in (pixels[..., :3] * 255).round().astype(int).reshape(-1, 3).tolist()}
+    for k in range(n_series):
+        colour = tuple(round(c * 255) for c in colors.to_rgb(f"C{k}"))
+        assert colour in present, f"series C{k} {colour} is not drawn in {png}"
+
+
+def assert_speeds_are_the_measured_ones(report, stdout, keys):
+    """One repeat: each summary is that repeat's value, printed as measured, and each ratio is the
+    quotient of the two systems' values."""
+    systems = report["systems"]
+    for name, s in systems.items():
+        for key in keys:
+            assert s[key]["median"] == s[key]["min"] == s[key]["max"] == s[key]["values"][0], (name, key)
+        assert f"{name:<14s} train {s['train_tok_s']['values'][0]:9,.0f} tok/s" in stdout, name
+    for pair, row in report["ratios"].items():
+        a, b = pair.split("/")
+        for key in keys:
+            if key in row:
+                assert row[key] == pytest.approx(systems[a][key]["values"][0] / systems[b][key]["values"][0]), \
+                    (pair, key)
+
+
 def test_quick_run_reports_every_system(tmp_path, work):
     png = tmp_path / "bench.png"
     report, stdout = run_benchmark(tmp_path, work, "--quick", "--no-memory", "--plot", png)
@@ -51,10 +80,8 @@ def test_quick_run_reports_every_system(tmp_path, work):
         assert "lrn-fused" in report["skipped"]
     for name, s in systems.items():
         assert s["params"] > 0, name
-        assert s["train_tok_s"]["median"] > 0, name
         assert len(s["train_tok_s"]["values"]) == report["config"]["repeats"] == 1
-        for key in GEN_KEYS:
-            assert s[key]["median"] > 0, (name, key)
+    assert_speeds_are_the_measured_ones(report, stdout, ["train_tok_s", *GEN_KEYS])
     # lrn-cpu and lrn-reference are one model with two implementations: their fairseq arguments
     # differ in --lrn-impl only
     cpu, ref = systems["lrn-cpu"]["argv"], systems["lrn-reference"]["argv"]
@@ -75,7 +102,7 @@ def test_quick_run_reports_every_system(tmp_path, work):
     assert set(report["ratios"]) >= {"lrn-cpu/lstm", "lrn-reference/lstm", "transformer/lstm", "lrn-cpu/lrn-reference"}
     assert {t["what"].split(":")[0] for t in report["targets"]} >= {"train tok/s", *(f"{k} sent/s" for k in GEN_KEYS)}
     assert "| lrn-cpu |" in stdout and "| lstm |" in stdout  # the markdown table
-    assert png.exists() and png.stat().st_size > 1000
+    assert_plots_series(png, len(GEN_KEYS))  # a bar series per generation config
 
 
 def test_memory_and_quality(tmp_path, work):
@@ -85,9 +112,12 @@ def test_memory_and_quality(tmp_path, work):
     for name in ("lrn-cpu", "lstm"):
         assert report["systems"][name]["peak_mem_mib"] > 0, report.get("memory_method")
         q = report["quality"]["systems"][name]
-        assert len(q["curve"]) == 2 and q["updates"] > 0
-        assert all(0 <= p["bleu"] <= 100 for p in q["curve"])
-        assert q["curve"][-1]["seconds"] >= 2
+        assert len(q["curve"]) == 2 and q["updates"] == q["curve"][-1]["updates"] > q["curve"][0]["updates"] > 0
+        assert q["bleu"] == q["curve"][-1]["bleu"]  # the reported BLEU is the last point's, as printed
+        for point in q["curve"]:
+            assert f"{name:<14s} {point['seconds']:7.1f} s  {point['updates']:6d} updates  BLEU {point['bleu']:6.2f}" \
+                in stdout, (name, point)
+        assert q["curve"][0]["seconds"] >= 1 and q["curve"][-1]["seconds"] >= 2  # each slice's budget spent
     assert "peak RSS" in report["memory_method"]
     assert "### Quality" in stdout
 
@@ -108,17 +138,19 @@ def test_transformer_lrn_quick_run_and_decoder_state(tmp_path, work):
     assert 0 < lrn["params"] < t["params"]  # LRN's projection is 3d^2 against self-attention's 4d^2
     assert abs(systems["transformer-lrn-wide"]["params"] - t["params"]) <= 0.02 * t["params"]
     assert systems["transformer-lrn-dec2"]["params"] < lrn["params"]
-    for name in ("transformer", "transformer-lrn", "transformer-lrn-wide"):
-        assert systems[name]["train_tok_s"]["median"] > 0, name
     grid = report["config"]["grid"]
     assert len(grid) == 8 and "beam5_b64_L12" in grid and "greedy_b1_L4" in grid
     for name in TL_SYSTEMS - {"transformer-lrn-wide"}:
-        assert all(systems[name][k]["median"] > 0 for k in grid), name
+        for key in ("train_tok_s", *grid):
+            s = systems[name][key]
+            assert s["median"] == s["values"][0], (name, key)  # one repeat: the measured value
         ms = report["time_per_token"]["ms_per_token"][name]
         assert len(ms) == 3 and all(v > 0 for v in ms), name
     for pair in ("transformer-lrn/transformer", "transformer-lrn-dec2/transformer",
                  "transformer-dec2/transformer"):
-        assert report["ratios"][pair]["beam5_b64_L12"] > 0, pair
+        a, b = pair.split("/")
+        assert report["ratios"][pair]["beam5_b64_L12"] == pytest.approx(
+            systems[a]["beam5_b64_L12"]["values"][0] / systems[b]["beam5_b64_L12"]["values"][0]), pair
     state = report["state_memory"]
     assert set(state) == TL_SYSTEMS - {"transformer-lrn-wide"}
     for name, s in state.items():
@@ -136,7 +168,7 @@ def test_transformer_lrn_quick_run_and_decoder_state(tmp_path, work):
     assert all(isinstance(t["met"], bool) for t in report["targets"] if t["value"] is not None)
     assert report["targets_table"] == [t.as_table_row() for t in targets.family_targets(targets.TRANSFORMER_FAMILY)]
     assert "### Decoder state per sentence at L=150" in stdout and "| transformer-lrn |" in stdout
-    assert png.exists() and png.stat().st_size > 1000
+    assert_plots_series(png, len(report["time_per_token"]["ms_per_token"]))  # a line per system
 
 
 # ----------------------------------------------------------------------------- in-process, no fairseq
