@@ -154,10 +154,15 @@ def test_padding_mask_reaches_recurrence(output_gate):
 def test_block_residual_and_norm(output_gate):
     block = LRNBlock(6, 5, 6, layer_norm=True, output_gate=output_gate)
     assert block.lrn.output_gate == output_gate and block.lrn.proj.out_features == (4 if output_gate else 3) * 5
-    x = torch.randn(4, 2, 6)
-    y, last = block(x, residual=x)
+    x, residual = torch.randn(4, 2, 6), torch.randn(4, 2, 6)
+    y, last = block(x, residual=residual)
     assert y.shape == (4, 2, 6) and last.shape == (2, 5)
+    h, h_last = block.lrn(x)  # the block's own LRN, then its output projection, + residual, norm
+    torch.testing.assert_close(last, h_last)
+    torch.testing.assert_close(y, block.norm(block.out_proj(h) + residual))
     torch.testing.assert_close(y.mean(-1), torch.zeros(4, 2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(block(x)[0], block.norm(block.out_proj(h)))  # no residual: none added
+    assert not torch.allclose(block(x)[0], y)
 
 
 @pytest.mark.parametrize("kind", ["additive", "general", "dot"])

@@ -104,7 +104,12 @@ def hub(corpus, reference):
 
 def test_hub_translates_empty_blank_and_unknown_input(hub):
     outputs = hub.translate(["", "   ", "w1 zzz w2", "w3 \ufffd w4"], beam=2, max_len_b=20)
-    assert len(outputs) == 4 and all(isinstance(o, str) for o in outputs)
+    d = hub.src_dict
+    assert hub.encode("   ").tolist() == hub.encode("").tolist() == [d.eos()]  # blank: an empty source
+    assert hub.encode("w1 zzz w2").tolist() == [d.index("w1"), d.unk(), d.index("w2"), d.eos()]
+    alone = [hub.translate(s, beam=2, max_len_b=20) for s in ("", "w1 <unk> w2", "w3 <unk> w4")]
+    assert outputs == [alone[0], alone[0], alone[1], alone[2]]  # each in its place, unknown words as <unk>
+    assert all(isinstance(o, str) and "zzz" not in o and "\ufffd" not in o for o in outputs)
 
 
 def test_hub_refuses_too_long_input_or_skips_it_in_place(hub):

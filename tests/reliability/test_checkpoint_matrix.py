@@ -11,7 +11,6 @@ import torch
 
 import fairseq_lrn.models  # noqa: F401  (installs the safe loader, as --user-dir does)
 from fairseq_lrn.errors import CheckpointError
-from fairseq_lrn.fairseq_compat.checkpoint_loading import broadcast_globals
 from tests.models.helpers import RunsCode
 from tests.reliability.helpers import load
 
@@ -51,26 +50,39 @@ def test_wrong_formats_are_refused_by_name(tmp_path, kind, make, message):
     assert str(path) in str(info.value)
 
 
-def test_what_rank_0_broadcasts_passes_the_receivers_allow_list_and_code_does_not(reference, tmp_path):
+def _receive(payload: bytes, monkeypatch):
+    """What rank 1 gets from fairseq's ``distributed_utils._broadcast_object_slow`` (as the plugin
+    installed it) when rank 0 sent ``payload``: the two broadcasts (length, bytes) are faked."""
+    from fairseq.distributed import utils as distributed_utils
+
+    sent = iter([torch.LongTensor([len(payload)]), torch.frombuffer(bytearray(payload), dtype=torch.uint8)])
+    monkeypatch.setattr(distributed_utils, "get_rank", lambda group: 1)
+    monkeypatch.setattr(distributed_utils, "broadcast", lambda tensor, src, group: tensor.copy_(next(sent)))
+    return distributed_utils._broadcast_object_slow(None, 0, None, torch.device("cpu"))
+
+
+def test_what_rank_0_broadcasts_passes_the_receivers_allow_list_and_code_does_not(reference, tmp_path,
+                                                                                   monkeypatch):
     """Resuming data-parallel training: rank 0 loads the checkpoint and broadcasts it; the other
-    ranks unpickle it with weights_only under broadcast_globals() (omegaconf cfg included)."""
+    ranks receive it through fairseq's _broadcast_object_slow, which the plugin wraps to unpickle
+    with weights_only under broadcast_globals() (omegaconf cfg included)."""
     from fairseq.distributed import utils as distributed_utils
 
     ref_dir, _ = reference
     state = load(os.path.join(ref_dir, "checkpoint_1_3.pt"))
-    metadata = distributed_utils._split_tensors_from_obj(state, [])
     buffer = io.BytesIO()
-    torch.save(metadata, buffer)
-    with pytest.raises(Exception, match="DictConfig"):  # torch's default allow-list: refused
-        torch.load(io.BytesIO(buffer.getvalue()))
-    with torch.serialization.safe_globals(broadcast_globals()):
-        received = torch.load(io.BytesIO(buffer.getvalue()))
+    torch.save(distributed_utils._split_tensors_from_obj(state, []), buffer)
+    fairseq_receive = distributed_utils._broadcast_object_slow.__wrapped__  # fairseq's own, unwrapped
+    with monkeypatch.context() as plain:
+        plain.setattr(distributed_utils, "_broadcast_object_slow", fairseq_receive)
+        with pytest.raises(Exception, match="DictConfig"):  # torch's default allow-list: refused
+            _receive(buffer.getvalue(), plain)
+    received = _receive(buffer.getvalue(), monkeypatch)
     assert received["cfg"]["model"].arch == "lrn_iwslt_de_en"
 
     marker = tmp_path / "payload-ran"
     buffer = io.BytesIO()
     torch.save({"cfg": RunsCode(str(marker))}, buffer)
-    with pytest.raises(Exception, match=r"GLOBAL \S*open"):
-        with torch.serialization.safe_globals(broadcast_globals()):
-            torch.load(io.BytesIO(buffer.getvalue()))
+    with pytest.raises(CheckpointError, match=r"could not receive the object rank 0 broadcast.*open"):
+        _receive(buffer.getvalue(), monkeypatch)
     assert not marker.exists()
