@@ -13,7 +13,7 @@ span of the backward branch; per kernel it reports
   N > 0 means loads stay in flight across the wait);
 * ``steps in flight``: steps of inputs still being copied while a chunk is computed (the wait's N
   over the copy groups one iteration commits, times STEPS); the launch heuristic's model of it is
-  ``triton_lrn.hidden_steps``;
+  ``launch_config.hidden_steps``;
 * ``shuffles``: warp shuffles in the loop (a chunk's steps split across threads);
 * ``instr/step``: SASS instructions in the loop over STEPS (what one warp issues per time step).
 

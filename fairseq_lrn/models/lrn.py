@@ -8,11 +8,11 @@ from fairseq import utils
 from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
 from torch import nn
 
-from ..errors import CheckpointError
 from ..modules import ATTENTION_TYPES
 from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
 from .lrn_decoder import LRNDecoder
 from .lrn_encoder import LRNEncoder
+from .model_checks import ChecksDictionarySizes, check_option_ranges
 
 DEFAULT_MAX_POSITIONS = int(1e5)
 
@@ -40,15 +40,12 @@ def parse_attention_type(value) -> str:
 
 def check_args(args) -> None:
     """Raise ValueError naming the first option whose value cannot build a model."""
-    for name in ("encoder_embed_dim", "encoder_hidden_size", "encoder_layers", "decoder_embed_dim",
-                 "decoder_hidden_size", "decoder_layers", "decoder_out_embed_dim",
-                 "decoder_attention_dim", "decoder_attention_heads"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ("dropout", "encoder_dropout_in", "encoder_dropout_out",
-                 "decoder_dropout_in", "decoder_dropout_out"):
-        if not 0.0 <= getattr(args, name) < 1.0:
-            raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
+    check_option_ranges(
+        args, positive=("encoder_embed_dim", "encoder_hidden_size", "encoder_layers", "decoder_embed_dim",
+                        "decoder_hidden_size", "decoder_layers", "decoder_out_embed_dim",
+                        "decoder_attention_dim", "decoder_attention_heads"),
+        probabilities=("dropout", "encoder_dropout_in", "encoder_dropout_out", "decoder_dropout_in",
+                       "decoder_dropout_out"))
     check_lrn_cell_args(args)
     shares_output = args.share_decoder_input_output_embed or args.share_all_embeddings
     if shares_output and args.decoder_out_embed_dim != args.decoder_embed_dim:
@@ -61,24 +58,11 @@ def check_args(args) -> None:
         raise ValueError("--share-all-embeddings needs --encoder-embed-path == --decoder-embed-path")
 
 
-def dictionary_mismatches(model, state_dict) -> list:
-    """Describe each side whose embedding in ``state_dict`` has another number of rows than
-    the model's dictionary (empty list: the sizes agree)."""
-    problems = []
-    for side, key, dictionary, file_hint in (
-            ("source", "encoder.embed_tokens.weight", model.encoder.dictionary, "dict.<source-lang>.txt"),
-            ("target", "decoder.embed_tokens.weight", model.decoder.dictionary, "dict.<target-lang>.txt")):
-        weight = state_dict.get(key)
-        if weight is not None and weight.dim() == 2 and weight.size(0) != len(dictionary):
-            problems.append(f"the checkpoint's {side} embedding has {weight.size(0)} rows, but the "
-                            f"{side} dictionary ({file_hint} of the data folder) has {len(dictionary)} "
-                            f"entries")
-    return problems
-
-
 @register_model("lrn")
-class LRNModel(FairseqEncoderDecoderModel):
+class LRNModel(ChecksDictionarySizes, FairseqEncoderDecoderModel):
     """LRN encoder-decoder with attention (Zhang & Sennrich, 2019)."""
+
+    MODEL_NAME = "LRN"
 
     @staticmethod
     def add_args(parser):
@@ -119,18 +103,6 @@ class LRNModel(FairseqEncoderDecoderModel):
             help="share encoder, decoder and output embeddings (needs a joined dictionary)")
         add_lrn_cell_args(add, layer_norm_help="layer-normalise each gate's projection xW (before the "
                                                "bias) and each layer's output")
-
-    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
-        """fairseq's load, refusing weights trained with dictionaries of another size with a
-        :class:`~fairseq_lrn.errors.CheckpointError` that says so."""
-        problems = dictionary_mismatches(self, state_dict)
-        if problems:
-            raise CheckpointError(
-                "this LRN checkpoint was trained with other dictionaries than the ones loaded now: "
-                + "; ".join(problems) + ". A model works only with the dictionaries it was trained "
-                "with: point fairseq at the data folder (or dict.*.txt files) of its training run, "
-                "e.g. binarize new data with fairseq-preprocess --srcdict/--tgtdict from that run.")
-        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
     @classmethod
     def build_model(cls, args, task):

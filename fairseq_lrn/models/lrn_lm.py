@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from ..modules import LRNBlock
 from .lrn import DEFAULT_MAX_POSITIONS, Embedding
 from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
+from .model_checks import TARGET, ChecksDictionarySizes, check_option_ranges
 
 CACHE_KEY = "lrn_lm_state"
 
@@ -168,12 +169,9 @@ def parse_cutoff(args, vocab_size: int) -> Optional[list]:
 
 def check_args(args, task) -> None:
     """Raise ValueError naming the first option whose value cannot build a model."""
-    for name in ("decoder_embed_dim", "decoder_hidden_size", "decoder_layers", "decoder_out_embed_dim"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ("dropout", "decoder_dropout_in", "decoder_dropout_out", "adaptive_softmax_dropout"):
-        if not 0.0 <= getattr(args, name) < 1.0:
-            raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
+    check_option_ranges(
+        args, positive=("decoder_embed_dim", "decoder_hidden_size", "decoder_layers", "decoder_out_embed_dim"),
+        probabilities=("dropout", "decoder_dropout_in", "decoder_dropout_out", "adaptive_softmax_dropout"))
     check_lrn_cell_args(args)
     if args.share_decoder_input_output_embed:
         if args.decoder_out_embed_dim != args.decoder_embed_dim:
@@ -188,8 +186,11 @@ def check_args(args, task) -> None:
 
 
 @register_model("lrn_lm")
-class LRNLanguageModel(FairseqLanguageModel):
+class LRNLanguageModel(ChecksDictionarySizes, FairseqLanguageModel):
     """LRN language model (Zhang & Sennrich, 2019): an :class:`LRNLMDecoder`."""
+
+    MODEL_NAME = "lrn_lm"
+    DICTIONARY_SIDES = (TARGET,)
 
     @staticmethod
     def add_args(parser):

@@ -32,10 +32,9 @@ from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 from fairseq.modules.quant_noise import quant_noise
 from torch import Tensor
 
-from ..errors import CheckpointError
 from ..modules import TransformerLRNDecoderLayer
-from .lrn import dictionary_mismatches
 from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
+from .model_checks import ChecksDictionarySizes, check_option_ranges
 
 STATE_KEY = "lrn_state"
 
@@ -125,20 +124,19 @@ def check_args(args) -> None:
         raise ValueError("--decoder-learned-pos needs --decoder-positional-embeddings (the LRN decoder "
                          "has no positional embeddings by default)")
     check_lrn_cell_args(args)
-    for name in ("encoder_layers", "decoder_layers", "encoder_embed_dim", "decoder_embed_dim",
-                 "decoder_ffn_embed_dim", "decoder_attention_heads"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    check_option_ranges(args, positive=("encoder_layers", "decoder_layers", "encoder_embed_dim",
+                                        "decoder_embed_dim", "decoder_ffn_embed_dim", "decoder_attention_heads"))
     if args.decoder_embed_dim % args.decoder_attention_heads:
         raise ValueError(f"--decoder-embed-dim ({args.decoder_embed_dim}) must be divisible by "
                          f"--decoder-attention-heads ({args.decoder_attention_heads})")
-    if not 0.0 <= args.dropout < 1.0:
-        raise ValueError(f"--dropout must be in [0, 1), got {args.dropout}")
+    check_option_ranges(args, probabilities=("dropout",))
 
 
 @register_model("transformer_lrn")
-class TransformerLRNModel(TransformerModel):
+class TransformerLRNModel(ChecksDictionarySizes, TransformerModel):
     """fairseq's Transformer encoder + an LRN decoder (see the module docstring)."""
+
+    MODEL_NAME = "transformer_lrn"
 
     @classmethod
     def hub_models(cls):
@@ -166,15 +164,6 @@ class TransformerLRNModel(TransformerModel):
     def build_decoder(cls, args, tgt_dict, embed_tokens):
         return TransformerLRNDecoder(TransformerConfig.from_namespace(args), tgt_dict, embed_tokens,
                                      decoder_positions=args.decoder_positional_embeddings)
-
-    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
-        """fairseq's load, refusing weights trained with dictionaries of another size with a
-        :class:`~fairseq_lrn.errors.CheckpointError` that says so."""
-        problems = dictionary_mismatches(self, state_dict)
-        if problems:
-            raise CheckpointError("this transformer_lrn checkpoint was trained with other dictionaries "
-                                  "than the ones loaded now: " + "; ".join(problems))
-        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
 
 def lrn_decoder_defaults(args) -> None:
@@ -205,6 +194,4 @@ def transformer_lrn_wmt_en_de(args):
     transformer_legacy.transformer_wmt_en_de(args)
 
 
-TRANSFORMER_LRN_ARCHS = ("transformer_lrn", "transformer_lrn_iwslt_de_en", "transformer_lrn_wmt_en_de")
-
-__all__ = ["TransformerLRNDecoder", "TransformerLRNModel", "TRANSFORMER_LRN_ARCHS"]
+__all__ = ["TransformerLRNDecoder", "TransformerLRNModel"]

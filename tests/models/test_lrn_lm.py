@@ -216,3 +216,12 @@ def test_lm_flags_show_in_help():
                  "--adaptive-softmax-cutoff", "--adaptive-softmax-dropout", "--lrn-activation", "--layer-norm",
                  "--lrn-impl", "--lrn-output-gate"]:
         assert flag in out, flag
+
+
+def test_a_checkpoint_of_another_dictionary_size_is_refused_by_name():
+    from fairseq_lrn.errors import CheckpointError
+
+    trained = build_lm(make_dictionary(40)).state_dict()
+    with pytest.raises(CheckpointError, match=r"lrn_lm checkpoint was trained with other dictionaries.*"
+                                              r"target embedding has 44 rows, but the target dictionary .* has 34"):
+        build_lm().load_state_dict(trained)
