@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from ..modules import LRNBlock
 from .lrn import DEFAULT_MAX_POSITIONS, Embedding
 from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
-from .model_checks import TARGET, ChecksDictionarySizes, check_option_ranges
+from .model_checks import ChecksDictionarySizes, check_option_ranges
 
 CACHE_KEY = "lrn_lm_state"
 
@@ -190,7 +190,7 @@ class LRNLanguageModel(ChecksDictionarySizes, FairseqLanguageModel):
     """LRN language model (Zhang & Sennrich, 2019): an :class:`LRNLMDecoder`."""
 
     MODEL_NAME = "lrn_lm"
-    DICTIONARY_SIDES = (TARGET,)
+    DICTIONARY_SIDES = (("target", "decoder.embed_tokens.weight", "decoder", "dict.txt"),)
 
     @staticmethod
     def add_args(parser):
