@@ -14,6 +14,7 @@ and only when a probe shows the loss.
 """
 
 import functools
+from typing import Tuple
 
 SUMMARY = "the last batch of a split (up to 7 sentences) is kept instead of dropped"
 #: The fairseq versions (prefixes of ``fairseq.__version__``) this fix was written for.
@@ -49,16 +50,14 @@ def _keep_every_sentence(original):
     return batch_by_size
 
 
-def install() -> bool:
+def install(models: Tuple[type, ...] = ()) -> bool:
     """Wrap ``fairseq.data.data_utils.batch_by_size`` (idempotent). Returns True when it is
-    (now) wrapped, False when fairseq is not 0.12.x or does not lose sentences."""
-    import fairseq
+    (now) wrapped, False when fairseq's does not lose sentences."""
     from fairseq.data import data_utils
 
     if getattr(data_utils.batch_by_size, "keeps_every_sentence", False):
         return True
-    if not fairseq.__version__.startswith(FAIRSEQ_VERSIONS) \
-            or not _loses_sentences(data_utils.batch_by_size):
+    if not _loses_sentences(data_utils.batch_by_size):
         return False
     data_utils.batch_by_size = _keep_every_sentence(data_utils.batch_by_size)
     return True

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..modules import ATTENTION_TYPES
-from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
+from .lrn_cell_options import TRAINING_MACHINE_ARGS, add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
 from .lrn_decoder import LRNDecoder
 from .lrn_encoder import LRNEncoder
 
@@ -79,6 +79,8 @@ def dictionary_mismatches(model, state_dict) -> list:
 @register_model("lrn")
 class LRNModel(FairseqEncoderDecoderModel):
     """LRN encoder-decoder with attention (Zhang & Sennrich, 2019)."""
+
+    TRAINING_MACHINE_ARGS = TRAINING_MACHINE_ARGS
 
     @staticmethod
     def add_args(parser):

@@ -35,7 +35,7 @@ from torch import Tensor
 from ..errors import CheckpointError
 from ..modules import TransformerLRNDecoderLayer
 from .lrn import dictionary_mismatches
-from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
+from .lrn_cell_options import TRAINING_MACHINE_ARGS, add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
 
 STATE_KEY = "lrn_state"
 
@@ -139,6 +139,8 @@ def check_args(args) -> None:
 @register_model("transformer_lrn")
 class TransformerLRNModel(TransformerModel):
     """fairseq's Transformer encoder + an LRN decoder (see the module docstring)."""
+
+    TRAINING_MACHINE_ARGS = TRAINING_MACHINE_ARGS
 
     @classmethod
     def hub_models(cls):
