@@ -302,3 +302,14 @@ def test_every_eval_in_fairseq_is_a_literal_reader():
             assert importlib.import_module(module).eval is literal_value, module
         except ImportError:  # an optional dependency missing here: the module cannot run
             pass
+
+
+def test_lrn_lm_reads_its_cutoff_as_a_literal(tmp_path):
+    from fairseq_lrn.models.lrn_lm import parse_cutoff
+
+    marker = tmp_path / "PWNED"
+    args = argparse.Namespace(criterion="adaptive_loss", adaptive_softmax_cutoff=f"{payload(marker)} or [5]")
+    with pytest.raises(NotALiteralError, match="^adaptive_softmax_cutoff = .* is not a Python literal"):
+        parse_cutoff(args, vocab_size=100)
+    assert not marker.exists()
+    assert parse_cutoff(argparse.Namespace(criterion="adaptive_loss", adaptive_softmax_cutoff="5,50"), 100) == [5, 50]
