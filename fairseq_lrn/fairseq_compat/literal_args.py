@@ -41,6 +41,7 @@ from typing import Iterator, Tuple
 
 from ..errors import CheckpointError
 from ..literals import NotALiteralError, literal_value
+from .config_fields import config_fields
 
 logger = logging.getLogger(__name__)
 
@@ -70,27 +71,10 @@ EVALUATING_MODULES = (
 )
 
 
-def fields_holding(cfg, text: str, prefix: str = "", depth: int = 4) -> Iterator[str]:
+def fields_holding(cfg, text: str) -> Iterator[str]:
     """The dotted names of the fields of ``cfg`` (a Namespace, an omegaconf DictConfig or a dict,
-    nested up to ``depth`` levels) whose value is the string ``text``."""
-    if depth < 0:
-        return
-    if isinstance(cfg, dict) or hasattr(cfg, "items") and hasattr(cfg, "keys"):
-        try:
-            items = list(cfg.items())
-        except Exception:  # noqa: BLE001  (an omegaconf interpolation that does not resolve)
-            return
-    elif hasattr(cfg, "__dict__"):
-        items = list(vars(cfg).items())
-    else:
-        return
-    for key, value in items:
-        name = f"{prefix}{key}"
-        if isinstance(value, str):
-            if value == text:
-                yield name
-        elif value is not None and not isinstance(value, (int, float, bool, list, tuple)):
-            yield from fields_holding(value, text, prefix=f"{name}.", depth=depth - 1)
+    and the configurations nested in it) whose value is the string ``text``."""
+    return (name for _, _, name, value in config_fields(cfg, depth=4) if value == text)
 
 
 def _naming_the_field(build, what: str):

@@ -35,9 +35,10 @@ import functools
 import logging
 import os
 import stat
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Tuple
 
 from ..errors import CheckpointError
+from .config_fields import config_fields, set_field
 
 logger = logging.getLogger(__name__)
 
@@ -58,31 +59,6 @@ NEEDED_PATHS = ("pretrained_checkpoint", "w2v_path")
 MACHINE_VALUES: Dict[str, object] = {}
 
 
-def _fields(cfg, prefix: str = "", depth: int = 2) -> Iterator[Tuple[object, str, str, object]]:
-    """(container, key, dotted name, value) of every field of ``cfg`` (a Namespace, DictConfig
-    or dict) and of its nested configurations (``encoder.embed_path``), ``depth`` levels down."""
-    if hasattr(cfg, "items") and hasattr(cfg, "keys"):
-        try:
-            items = list(cfg.items())
-        except Exception:  # noqa: BLE001  (an omegaconf interpolation that does not resolve)
-            return
-    elif hasattr(cfg, "__dict__") and not isinstance(cfg, type):
-        items = list(vars(cfg).items())
-    else:
-        return
-    for key, value in items:
-        yield cfg, key, f"{prefix}{key}", value
-        if depth > 0 and value is not None and not isinstance(value, (str, int, float, bool, list, tuple)):
-            yield from _fields(value, prefix=f"{prefix}{key}.", depth=depth - 1)
-
-
-def _set(container, key, value) -> None:
-    if hasattr(container, "keys"):
-        container[key] = value
-    else:
-        setattr(container, key, value)
-
-
 def _is_initialisation_path(key: str) -> bool:
     return key in INITIALISATION_PATHS or key.endswith("embed_path")
 
@@ -90,13 +66,13 @@ def _is_initialisation_path(key: str) -> bool:
 def for_this_machine(cfg) -> None:
     """Set, in place, what a model configuration read from a checkpoint says about the machine
     it was trained on (see the module docstring); refuse a needed path that is not a regular file."""
-    for container, key, name, value in list(_fields(cfg)):
+    for container, key, name, value in list(config_fields(cfg)):
         if not isinstance(key, str):
             continue
         if _is_initialisation_path(key) and value:
             logger.info(f"not opening {name}={value!r} of the checkpoint: it initialised the model before "
                         f"training; the trained values are in the checkpoint's weights")
-            _set(container, key, None)
+            set_field(container, key, None)
         elif key in NEEDED_PATHS and isinstance(value, str) and value:
             try:
                 mode = os.stat(value).st_mode
@@ -109,7 +85,7 @@ def for_this_machine(cfg) -> None:
         elif key in MACHINE_VALUES and value != MACHINE_VALUES[key]:
             logger.info(f"the checkpoint's {name}={value!r} was the training machine's choice; using "
                         f"{MACHINE_VALUES[key]!r} here")
-            _set(container, key, MACHINE_VALUES[key])
+            set_field(container, key, MACHINE_VALUES[key])
 
 
 def _building_for_this_machine(build_model):
