@@ -12,7 +12,9 @@ Both are read at each :func:`install` (in practice when the plugin is imported);
 name or value is a ``ValueError`` naming the valid ones. A fix is applied only to the versions
 it was written for (its module's ``FAIRSEQ_VERSIONS``, prefixes of ``fairseq.__version__``,
 and ``MIN_TORCH`` where it has one); outside them :func:`install` logs a warning naming the
-fix and the versions and skips it. :func:`install` is idempotent; a fix once applied stays
+fix and the versions and skips it (this is the only version check: a fix module's ``install``
+assumes its versions). Every fix module has ``SUMMARY`` and ``install(models) -> bool`` (True
+when applied, False when not needed here). :func:`install` is idempotent; a fix once applied stays
 applied in that process (opting out later does not undo it). :data:`STATUS` (and the return
 value of :func:`install`) say what happened to each fix.
 
@@ -33,6 +35,8 @@ FIXES: Dict[str, str] = {
     "numpy2": f"{__name__}.numpy2",
     "last_partial_batch": f"{__name__}.last_partial_batch",
     "checkpoint_loading": f"{__name__}.checkpoint_loading",
+    "literal_args": f"{__name__}.literal_args",
+    "training_machine_args": f"{__name__}.training_machine_args",
     "checkpoint_copies": f"{__name__}.checkpoint_copies",
     "interactive_input": f"{__name__}.interactive_input",
     "hub_skip_alignment": f"{__name__}.hub_skip_alignment",
@@ -48,7 +52,7 @@ APPLIED = "applied"
 #: What :func:`install` did with each fix it was asked about: :data:`APPLIED`, or why not.
 STATUS: Dict[str, str] = {}
 
-_help_models: list = []  # model classes whose --help flags help_flags adds (given by fairseq_lrn.models)
+_models: list = []  # the plugin's model classes (given by fairseq_lrn.models), handed to every fix
 _warned: set = set()  # (fix, reason) pairs already warned about
 
 
@@ -75,31 +79,40 @@ def version_tuple(version: str) -> Tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
 
 
-def outside_versions(module) -> Optional[str]:
-    """Why the installed fairseq (or torch) is not one ``module``'s fix was written for, or None."""
+def installed_versions() -> Dict[str, str]:
+    """The versions the fixes are checked against: ``{"fairseq": ..., "torch": ...}``."""
     import fairseq
+    import torch
 
+    return {"fairseq": fairseq.__version__, "torch": torch.__version__}
+
+
+def outside_versions(module, versions: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """Why the installed fairseq (or torch; ``versions`` as :func:`installed_versions` gives them)
+    is not one ``module``'s fix was written for, or None. The reason ends with the module's
+    ``OUTSIDE_VERSIONS`` note (what then happens without the fix) where it has one."""
+    versions = installed_versions() if versions is None else versions
+    reason = None
     wanted = getattr(module, "FAIRSEQ_VERSIONS", None)
-    if wanted and not fairseq.__version__.startswith(tuple(wanted)):
-        return (f"written for fairseq {' / '.join(v + 'x' if v.endswith('.') else v for v in wanted)}, "
-                f"installed fairseq is {fairseq.__version__}")
     min_torch = getattr(module, "MIN_TORCH", None)
-    if min_torch:
-        import torch
-
-        if version_tuple(torch.__version__) < tuple(min_torch):
-            return (f"written for torch >= {'.'.join(map(str, min_torch))}, installed torch is "
-                    f"{torch.__version__}")
-    return None
+    if wanted and not versions["fairseq"].startswith(tuple(wanted)):
+        reason = (f"written for fairseq {' / '.join(v + 'x' if v.endswith('.') else v for v in wanted)}, "
+                  f"installed fairseq is {versions['fairseq']}")
+    elif min_torch and version_tuple(versions["torch"]) < tuple(min_torch):
+        reason = (f"written for torch >= {'.'.join(map(str, min_torch))}, installed torch is "
+                  f"{versions['torch']}")
+    note = getattr(module, "OUTSIDE_VERSIONS", None)
+    return f"{reason} ({note})" if reason and note else reason
 
 
 def install(models: Iterable[type] = (), environ: Optional[Mapping[str, str]] = None) -> Tuple[str, ...]:
     """Apply the fixes of :data:`FIXES` that the environment does not opt out of and that were
-    written for the installed versions (idempotent). ``models``: the model classes whose flags
-    ``--help`` should list (help_flags; remembered for later calls). Returns the names of the
-    fixes applied in this process; :data:`STATUS` has the reason for the others."""
+    written for the installed versions (idempotent). ``models``: the plugin's model classes
+    (remembered for later calls), handed to every fix (``help_flags`` adds their flags to
+    ``--help``, ``training_machine_args`` reads their ``TRAINING_MACHINE_ARGS``). Returns the
+    names of the fixes applied in this process; :data:`STATUS` has the reason for the others."""
     skip = fixes_to_skip(environ)
-    _help_models.extend(model for model in models if model not in _help_models)
+    _models.extend(model for model in models if model not in _models)
     for name, module_name in FIXES.items():
         if STATUS.get(name) == APPLIED:
             continue
@@ -115,7 +128,7 @@ def install(models: Iterable[type] = (), environ: Optional[Mapping[str, str]] = 
                 logger.warning(f"fairseq-lrn: not applying the fairseq fix {name!r} ({module.SUMMARY}): "
                                f"it was {reason}. Set {SKIP_VARIABLE}={name} to silence this warning.")
             continue
-        done = module.install(models=tuple(_help_models)) if name == "help_flags" else module.install()
+        done = module.install(models=tuple(_models))
         STATUS[name] = APPLIED if done else "not needed here"
     return applied()
 

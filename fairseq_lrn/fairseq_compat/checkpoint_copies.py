@@ -14,13 +14,14 @@ fairseq's own copy. No fairseq function is copied.
 """
 
 import os
+from typing import Tuple
 
 SUMMARY = "checkpoint_last.pt / checkpoint_best.pt are replaced atomically, never left half-copied"
 #: The fairseq versions (prefixes of ``fairseq.__version__``) this fix was written for.
 FAIRSEQ_VERSIONS = ("0.12.",)
 
 
-def install() -> bool:
+def install(models: Tuple[type, ...] = ()) -> bool:
     """Give ``fairseq.checkpoint_utils`` a PathManager with an atomic local ``copy``
     (idempotent). Returns True."""
     from fairseq import checkpoint_utils

@@ -21,38 +21,44 @@ wraps that function too, allowing the checkpoint types plus the omegaconf contai
 Versions: fairseq 0.12.x with torch >= 2.6 (:data:`MIN_TORCH`). torch before 2.6 unpickles
 everything by default (``weights_only=False``): fairseq then loads checkpoints as it always did,
 with no protection against crafted files, and an allow-list would change nothing (torch before
-2.5 does not even have ``torch.serialization.safe_globals``). There :func:`install` leaves
-fairseq alone and warns; use torch >= 2.6 for the protection.
+2.5 does not even have ``torch.serialization.safe_globals``). There ``fairseq_compat.install``
+does not apply this fix and warns (:data:`OUTSIDE_VERSIONS`); use torch >= 2.6 for the protection.
 """
 
 import argparse
 import errno
 import functools
-import logging
 import pickle
 import re
 import zipfile
-from typing import Optional
+from typing import Optional, Tuple
 
 from ..errors import CheckpointError
-
-logger = logging.getLogger(__name__)
 
 SUMMARY = "fairseq checkpoints load under torch's weights_only unpickling; crafted files are refused"
 #: The fairseq versions (prefixes of ``fairseq.__version__``) this fix was written for.
 FAIRSEQ_VERSIONS = ("0.12.",)
 #: The oldest torch this fix applies to (the first that unpickles with ``weights_only=True``).
 MIN_TORCH = (2, 6)
+#: What happens outside those versions (added to fairseq_compat's warning).
+OUTSIDE_VERSIONS = ("fairseq's checkpoint loading is left as it is: no protection against crafted files; "
+                    "torch >= 2.6 has it")
+
+#: The numpy dtypes whose scalars a checkpoint may hold (bool, integers, floats, complex, str,
+#: bytes; not ``object``), as numpy type codes.
+NUMPY_SCALAR_CODES = "?bhilqBHILQefdgFDGUS"
 
 
 def fairseq_checkpoint_globals() -> list:
     """The non-tensor types fairseq 0.12 writes into checkpoints: the legacy ``args``
-    Namespace and numpy scalars (validation scores such as ``best_bleu``)."""
+    Namespace and numpy scalars of :data:`NUMPY_SCALAR_CODES` (validation scores such as
+    ``best_bleu``, counters such as an ``np.int64`` in ``extra_state``)."""
     import numpy as np
 
     core = np._core if hasattr(np, "_core") else np.core  # numpy 2 renamed numpy.core
     scalar = core.multiarray.scalar
-    return [argparse.Namespace, np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32)),
+    dtype_types = list(dict.fromkeys(type(np.dtype(code)) for code in NUMPY_SCALAR_CODES))
+    return [argparse.Namespace, np.dtype, *dtype_types,
             (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar")]
 
 
@@ -129,16 +135,39 @@ def _other_checkpoints_hint(path) -> str:
             f"copy that one to its name)")
 
 
-def _classify_read_error(error: BaseException):
+def is_fairseq_checkpoint(content) -> bool:
+    """Whether what ``torch.load`` read has the shape of a fairseq checkpoint: a dict with
+    ``model`` and at least one of ``cfg``, ``args``, ``optimizer_history``."""
+    return isinstance(content, dict) and "model" in content and \
+        any(key in content for key in ("cfg", "args", "optimizer_history"))
+
+
+def _is_foreign_file(path) -> bool:
+    """Whether ``path`` (which torch read) holds something other than a fairseq checkpoint:
+    read again under the allow-list (only after fairseq failed on it)."""
+    import torch
+
+    with torch.serialization.safe_globals(fairseq_checkpoint_globals()):
+        try:
+            content = torch.load(path, map_location="cpu", mmap=True)
+        except RuntimeError:  # mmap needs torch's zip format
+            content = torch.load(path, map_location="cpu")
+    return not is_fairseq_checkpoint(content)
+
+
+def _classify_read_error(error: BaseException, path=None):
     """``"damaged"`` when torch could not read the file, ``"foreign"`` when it read a torch file
-    that is not a fairseq checkpoint, None when the error is about something else (re-raised)."""
+    that is not a fairseq checkpoint (:func:`is_fairseq_checkpoint`), None when the error is
+    about something else (re-raised): also any error fairseq raises while processing what has
+    the shape of a checkpoint."""
     text = str(error)
     if not _raised_in_torch_load(error):
-        # torch.load worked and fairseq's handling of the content failed: a bare state_dict
-        # (KeyError), a tensor ("'args' in state" fails in Tensor.__contains__), ...
-        foreign = isinstance(error, (KeyError, TypeError, AttributeError)) or (
-            isinstance(error, RuntimeError) and "__contains__" in text)
-        return "foreign" if foreign else None
+        # torch.load worked and fairseq's handling of the content failed: foreign only if the
+        # content is not shaped like a checkpoint (a bare state_dict, a tensor, a list, ...)
+        try:
+            return "foreign" if path is not None and _is_foreign_file(path) else None
+        except Exception:  # noqa: BLE001  (cannot tell: keep fairseq's own error)
+            return None
     if isinstance(error, (EOFError, KeyError, zipfile.BadZipFile)):
         return "damaged"
     if isinstance(error, RuntimeError):
@@ -167,7 +196,7 @@ def safe_loader(load_checkpoint_to_cpu):
             raise CheckpointError(_refusal_message(path, error)) from None
         except (EOFError, KeyError, zipfile.BadZipFile, RuntimeError, OSError, ValueError, TypeError,
                 AttributeError) as error:
-            kind = _classify_read_error(error)
+            kind = _classify_read_error(error, path)
             if kind is None:
                 raise
             first_line = (str(error).splitlines() or [type(error).__name__])[0]
@@ -205,31 +234,11 @@ def safe_broadcast_receiver(broadcast_object_slow):
     return receive
 
 
-def weights_only_by_default(torch_module=None) -> bool:
-    """True when ``torch.load`` unpickles with ``weights_only=True`` by default (torch >= 2.6,
-    which also has ``torch.serialization.safe_globals``)."""
-    import torch
-
-    torch_module = torch_module or torch
-    from . import version_tuple
-
-    return version_tuple(torch_module.__version__) >= MIN_TORCH and hasattr(torch_module.serialization, "safe_globals")
-
-
-def install() -> bool:
+def install(models: Tuple[type, ...] = ()) -> bool:
     """Route fairseq's checkpoint loading, and the unpickling of what rank 0 broadcasts to the
-    other ranks, through the allow-lists (idempotent). Returns False, leaving fairseq as it is
-    and warning, under torch < 2.6 (see the module docstring)."""
+    other ranks, through the allow-lists (idempotent). Returns True."""
     from fairseq import checkpoint_utils
     from fairseq.distributed import utils as distributed_utils
-
-    if not weights_only_by_default():
-        import torch
-
-        logger.warning("torch %s unpickles checkpoints without weights_only: fairseq-lrn leaves "
-                       "checkpoint loading as fairseq does it (no protection against crafted files; "
-                       "torch >= 2.6 has it)", torch.__version__)
-        return False
 
     if not getattr(checkpoint_utils.load_checkpoint_to_cpu, "lrn_safe_loader", False):
         checkpoint_utils.load_checkpoint_to_cpu = safe_loader(checkpoint_utils.load_checkpoint_to_cpu)

@@ -18,7 +18,7 @@ is imported (``fairseq-train``, ``-generate``, ``-interactive``, ``-eval-lm``, .
 
 import functools
 import sys
-from typing import Iterable, Optional
+from typing import Optional, Tuple
 
 SUMMARY = "--help with --arch of an LRN architecture lists the model's flags"
 #: The fairseq versions (prefixes of ``fairseq.__version__``) this fix was written for.
@@ -32,7 +32,7 @@ def _requested_arch(argv) -> Optional[str]:
     return next((arg.split("=", 1)[1] for arg in argv if arg.startswith("--arch=")), None)
 
 
-def install(models: Iterable[type] = ()) -> bool:
+def install(models: Tuple[type, ...] = ()) -> bool:
     """If ``sys.argv`` asks for help about an architecture registered for one of ``models``,
     make ``fairseq.options.parse_args_and_arch`` add that model's flags before parsing
     (idempotent). Returns True when it is (now) wrapped, False when there is nothing to do."""
@@ -46,7 +46,7 @@ def install(models: Iterable[type] = ()) -> bool:
     from fairseq.models import ARCH_MODEL_REGISTRY
 
     model_cls = ARCH_MODEL_REGISTRY.get(_requested_arch(argv))
-    if model_cls is None or model_cls not in tuple(models):
+    if model_cls is None or model_cls not in models:
         return False
 
     parse_args_and_arch = options.parse_args_and_arch

@@ -13,6 +13,9 @@ fairseq's own ``sample`` translates the others. No fairseq function is copied.
 """
 
 import logging
+from typing import Tuple
+
+from .max_positions import source_limit
 
 logger = logging.getLogger(__name__)
 
@@ -21,13 +24,7 @@ SUMMARY = "hub translate/sample with skip_invalid_size_inputs=True: None in plac
 FAIRSEQ_VERSIONS = ("0.12.",)
 
 
-def _source_limit(max_positions):
-    """The source length limit in fairseq's ``max_positions`` (a number, a (source, target)
-    pair, or None for no limit)."""
-    return max_positions[0] if isinstance(max_positions, (tuple, list)) else max_positions
-
-
-def install() -> bool:
+def install(models: Tuple[type, ...] = ()) -> bool:
     """Wrap ``GeneratorHubInterface.sample`` (idempotent). Returns True."""
     from fairseq.hub_utils import GeneratorHubInterface
 
@@ -38,7 +35,7 @@ def install() -> bool:
     def sample(self, sentences, beam: int = 1, verbose: bool = False, **kwargs):
         if isinstance(sentences, str) or not kwargs.get("skip_invalid_size_inputs", False):
             return original(self, sentences, beam, verbose, **kwargs)
-        limit = _source_limit(self.max_positions)
+        limit = source_limit(self.max_positions)
         fits = [limit is None or self.encode(s).numel() <= limit for s in sentences]
         for index in (i for i, ok in enumerate(fits) if not ok):
             logger.warning(f"sentence {index} is longer than the model accepts ({limit} tokens with "

@@ -39,6 +39,9 @@ import io
 import logging
 import sys
 import types
+from typing import Tuple
+
+from .max_positions import source_limit
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +69,6 @@ class FileinputWithSurrogateEscape(types.ModuleType):
         return getattr(self._fileinput, name)
 
 
-def _source_limit(max_positions):
-    """The source length limit in fairseq's ``max_positions`` (a number, a (source, target)
-    pair, or None for no limit)."""
-    return max_positions[0] if isinstance(max_positions, (tuple, list)) else max_positions
-
-
 def _is_escaped_byte(char: str) -> bool:
     """Whether ``char`` is a byte that ``surrogateescape`` could not decode."""
     return "\udc80" <= char <= "\udcff"
@@ -97,7 +94,7 @@ def _make_batches(original):
         first_line = lines_seen[0] + 1
         lines_seen[0] += len(lines)
         lines = [_decoded(line, first_line + i) for i, line in enumerate(lines)]
-        limit = _source_limit(max_positions)
+        limit = source_limit(max_positions)
         if cfg.generation.constraints or limit is None:
             yield from original(lines, cfg, task, max_positions, encode_fn)
             return
@@ -155,7 +152,7 @@ def _decode_stdin_with_surrogateescape() -> None:
         stdin.reconfigure(errors="surrogateescape")
 
 
-def install() -> bool:
+def install(models: Tuple[type, ...] = ()) -> bool:
     """Patch the running fairseq-interactive (if this process is one; idempotent). Returns True
     there, False (nothing done) in any other process."""
     modules = _interactive_modules()

@@ -29,6 +29,7 @@ Applied only to fairseq 0.12.x and only when a probe shows the loss.
 
 import contextvars
 import functools
+from typing import Tuple
 
 SUMMARY = "the last batch of an inference split (up to 7 sentences) is kept instead of dropped"
 #: The fairseq versions (prefixes of ``fairseq.__version__``) this fix was written for.
@@ -98,17 +99,15 @@ def _train_batches_as_fairseq_makes_them(get_train_iterator):
     return wrapper
 
 
-def install() -> bool:
+def install(models: Tuple[type, ...] = ()) -> bool:
     """Wrap ``fairseq.data.data_utils.batch_by_size`` and ``Trainer.get_train_iterator``
-    (idempotent). Returns True when batch_by_size is (now) wrapped, False when fairseq is not
-    0.12.x or does not lose sentences."""
-    import fairseq
+    (idempotent). Returns True when batch_by_size is (now) wrapped, False when fairseq's does not
+    lose sentences."""
     from fairseq import trainer
     from fairseq.data import data_utils
 
     if not getattr(data_utils.batch_by_size, "keeps_every_sentence", False):
-        if not fairseq.__version__.startswith(FAIRSEQ_VERSIONS) \
-                or not _loses_sentences(data_utils.batch_by_size):
+        if not _loses_sentences(data_utils.batch_by_size):
             return False
         data_utils.batch_by_size = _keep_every_sentence(data_utils.batch_by_size)
     if not getattr(trainer.Trainer.get_train_iterator, "builds_fairseq_batches", False):

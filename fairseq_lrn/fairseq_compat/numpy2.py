@@ -22,6 +22,7 @@ Versions: fairseq 0.12.x with numpy >= 2 (applied only when numpy lacks one of t
 
 import importlib
 import types
+from typing import Tuple
 
 SUMMARY = "fairseq's uses of np.compat.long and np.percentile(interpolation=) work under numpy 2"
 #: The fairseq versions (prefixes of ``fairseq.__version__``) this fix was written for.
@@ -70,15 +71,12 @@ class NumpyForFairseq012(types.ModuleType):
         return sorted(set(dir(self._numpy)) | set(self.__dict__))
 
 
-def install() -> bool:
-    """Give the ``np`` name of :data:`PATCHED_MODULES` the names numpy 2 removed (idempotent).
-    Applied only for fairseq 0.12.x and only when numpy lacks one of the names. Returns True when
-    it patched (or had patched) the modules."""
-    import fairseq
+def install(models: Tuple[type, ...] = ()) -> bool:
+    """Give the ``np`` name of :data:`PATCHED_MODULES` the names numpy 2 removed (idempotent),
+    when numpy lacks one of them. Returns True when it patched (or had patched) the modules."""
     import numpy
 
-    missing = not hasattr(numpy, "compat") or not _percentile_takes_interpolation(numpy)
-    if not missing or not fairseq.__version__.startswith(FAIRSEQ_VERSIONS):
+    if hasattr(numpy, "compat") and _percentile_takes_interpolation(numpy):
         return False
     for name in PATCHED_MODULES:
         module = importlib.import_module(name)

@@ -9,7 +9,7 @@ from fairseq.models import FairseqEncoderDecoderModel, register_model, register_
 from torch import nn
 
 from ..modules import ATTENTION_TYPES
-from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
+from .lrn_cell_options import TRAINING_MACHINE_ARGS, add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
 from .lrn_decoder import LRNDecoder
 from .lrn_encoder import LRNEncoder
 from .model_checks import ChecksDictionarySizes, check_option_ranges
@@ -63,6 +63,7 @@ class LRNModel(ChecksDictionarySizes, FairseqEncoderDecoderModel):
     """LRN encoder-decoder with attention (Zhang & Sennrich, 2019)."""
 
     MODEL_NAME = "LRN"
+    TRAINING_MACHINE_ARGS = TRAINING_MACHINE_ARGS
 
     @staticmethod
     def add_args(parser):

@@ -6,6 +6,10 @@ from ..ops import ACTIVATIONS, IMPLS
 
 IMPL_HELP = ("recurrence implementation: auto (fused Triton kernel on CUDA, else the fast CPU path), "
              "fused, cpu or reference")
+#: The cell flags that describe the machine a model runs on, not the model: a model loaded from a
+#: checkpoint (fairseq-generate, the hub, ...) gets these values, whatever the training machine
+#: used (``fairseq_lrn.fairseq_compat.training_machine_args``).
+TRAINING_MACHINE_ARGS = {"lrn_impl": "auto"}
 OUTPUT_GATE_HELP = ("oLRN (the authors' best MT unit): a 4th gate s in every LRN's projection (a third "
                     "more projection weights); each step outputs h = sigmoid(s - c) * c, c the LRN cell")
 

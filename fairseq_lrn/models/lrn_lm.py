@@ -38,9 +38,10 @@ from fairseq.models import (FairseqIncrementalDecoder, FairseqLanguageModel, reg
 from fairseq.modules import AdaptiveSoftmax
 from torch import Tensor, nn
 
+from ..literals import NotALiteralError, literal_value
 from ..modules import LRNBlock
 from .lrn import DEFAULT_MAX_POSITIONS, Embedding
-from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
+from .lrn_cell_options import TRAINING_MACHINE_ARGS, add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
 from .model_checks import ChecksDictionarySizes, check_option_ranges
 
 CACHE_KEY = "lrn_lm_state"
@@ -152,12 +153,18 @@ class LRNLMDecoder(FairseqIncrementalDecoder):
 
 def parse_cutoff(args, vocab_size: int) -> Optional[list]:
     """``--adaptive-softmax-cutoff`` as a list of ints when ``--criterion adaptive_loss`` (else
-    None, as in ``lstm_lm``); ValueError unless it increases and stays below the vocabulary size."""
+    None, as in ``lstm_lm``); ValueError unless it increases and stays below the vocabulary size.
+    The text is read as a literal (:func:`~fairseq_lrn.literals.literal_value`), never run: it
+    may come from a checkpoint."""
     if getattr(args, "criterion", None) != "adaptive_loss":
         return None
+    value = args.adaptive_softmax_cutoff
     try:
-        cutoff = [int(c) for c in utils.eval_str_list(args.adaptive_softmax_cutoff, type=int)]
-    except (TypeError, ValueError, SyntaxError, NameError):
+        value = literal_value(value) if isinstance(value, str) else value
+        cutoff = [int(c) for c in (value if isinstance(value, (list, tuple)) else [value])]
+    except NotALiteralError as error:
+        raise error.naming("adaptive_softmax_cutoff") from None
+    except (TypeError, ValueError):
         raise ValueError(f"--adaptive-softmax-cutoff must be comma-separated integers, got "
                          f"{args.adaptive_softmax_cutoff!r}") from None
     if not cutoff or cutoff[0] < 1 or any(b <= a for a, b in zip(cutoff, cutoff[1:])) or \
@@ -191,6 +198,7 @@ class LRNLanguageModel(ChecksDictionarySizes, FairseqLanguageModel):
 
     MODEL_NAME = "lrn_lm"
     DICTIONARY_SIDES = (("target", "decoder.embed_tokens.weight", "decoder", "dict.txt"),)
+    TRAINING_MACHINE_ARGS = TRAINING_MACHINE_ARGS
 
     @staticmethod
     def add_args(parser):

@@ -33,7 +33,7 @@ from fairseq.modules.quant_noise import quant_noise
 from torch import Tensor
 
 from ..modules import TransformerLRNDecoderLayer
-from .lrn_cell_options import add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
+from .lrn_cell_options import TRAINING_MACHINE_ARGS, add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
 from .model_checks import ChecksDictionarySizes, check_option_ranges
 
 STATE_KEY = "lrn_state"
@@ -137,6 +137,7 @@ class TransformerLRNModel(ChecksDictionarySizes, TransformerModel):
     """fairseq's Transformer encoder + an LRN decoder (see the module docstring)."""
 
     MODEL_NAME = "transformer_lrn"
+    TRAINING_MACHINE_ARGS = TRAINING_MACHINE_ARGS
 
     @classmethod
     def hub_models(cls):

@@ -63,25 +63,45 @@ def test_truncated_checkpoint_is_named(trained, tmp_path):
         checkpoint_utils.load_checkpoint_to_cpu(str(truncated))
 
 
-def test_torch_before_2_6_is_left_as_fairseq_uses_it_with_a_warning(monkeypatch, caplog):
+def test_torch_before_2_6_is_left_as_fairseq_uses_it_with_a_warning():
     """torch < 2.6 unpickles everything by default (and < 2.5 has no safe_globals): the loader is
-    not wrapped there (it would protect nothing, and failed on every checkpoint under 2.0-2.4)."""
-    from types import SimpleNamespace
-
+    not wrapped there (it would protect nothing, and failed on every checkpoint under 2.0-2.4).
+    fairseq_compat.install checks the versions and warns (test_fairseq_compat checks that the
+    loader stays fairseq's own and the warning)."""
+    from fairseq_lrn import fairseq_compat
     from fairseq_lrn.fairseq_compat import checkpoint_loading
 
-    assert not checkpoint_loading.weights_only_by_default(
-        SimpleNamespace(__version__="2.5.1", serialization=SimpleNamespace(safe_globals=None)))
-    assert not checkpoint_loading.weights_only_by_default(
-        SimpleNamespace(__version__="2.4.0+cpu", serialization=SimpleNamespace()))
-    assert checkpoint_loading.weights_only_by_default()  # the torch the tests run with (>= 2.6)
+    for old in ("2.5.1", "2.4.0+cpu"):
+        reason = fairseq_compat.outside_versions(checkpoint_loading, {"fairseq": "0.12.2", "torch": old})
+        assert f"installed torch is {old}" in reason and "no protection against crafted files" in reason
+    assert fairseq_compat.outside_versions(checkpoint_loading) is None  # the torch the tests run with (>= 2.6)
 
-    def fairseq_loader(path):
-        return "fairseq's own"
 
-    monkeypatch.setattr(checkpoint_utils, "load_checkpoint_to_cpu", fairseq_loader)
-    monkeypatch.setattr(checkpoint_loading, "weights_only_by_default", lambda: False)
-    with caplog.at_level("WARNING"):
-        assert checkpoint_loading.install() is False
-    assert checkpoint_utils.load_checkpoint_to_cpu is fairseq_loader
-    assert "no protection against crafted files" in caplog.text
+def _fairseq_checkpoint(trained, tmp_path, change):
+    """A copy of the trained checkpoint with ``change(state)`` applied (our own file)."""
+    state = torch.load(trained[2], weights_only=False)
+    change(state)
+    path = tmp_path / "changed.pt"
+    torch.save(state, path)
+    return str(path)
+
+
+def test_numpy_integer_scalars_in_a_checkpoint_load(trained, tmp_path):
+    path = _fairseq_checkpoint(trained, tmp_path, lambda state: state["extra_state"].update(
+        steps=np.int64(7), small=np.int32(3), done=np.bool_(True), score=np.float16(0.5)))
+    extra = checkpoint_utils.load_checkpoint_to_cpu(path)["extra_state"]
+    assert (extra["steps"], extra["small"], extra["done"], extra["score"]) == (7, 3, True, 0.5)
+    assert isinstance(extra["steps"], np.int64)
+
+
+def test_an_error_inside_a_real_checkpoint_is_not_called_a_foreign_file(trained, tmp_path):
+    """A KeyError fairseq raises while upgrading what has the shape of a checkpoint is fairseq's
+    own error, not "not one fairseq-train wrote"; a bare state_dict still is foreign."""
+    path = _fairseq_checkpoint(trained, tmp_path, lambda state: state.pop("extra_state"))
+    with pytest.raises(KeyError) as info:
+        checkpoint_utils.load_checkpoint_to_cpu(path)
+    assert not isinstance(info.value, CheckpointError)
+    bare = tmp_path / "bare.pt"
+    torch.save({"encoder.weight": torch.zeros(2)}, bare)
+    with pytest.raises(CheckpointError, match="not one fairseq-train wrote"):
+        checkpoint_utils.load_checkpoint_to_cpu(str(bare))

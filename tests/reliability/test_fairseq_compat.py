@@ -31,7 +31,8 @@ def fresh(monkeypatch):
 
 
 def test_the_plugin_applies_the_fixes_once():
-    expected = {"last_partial_batch", "checkpoint_loading", "checkpoint_copies", "hub_skip_alignment"} | \
+    expected = {"last_partial_batch", "checkpoint_loading", "literal_args", "training_machine_args",
+                "checkpoint_copies", "hub_skip_alignment"} | \
         ({"numpy2"} if not hasattr(np, "compat") else set())  # numpy 1 needs no numpy2 fix
     assert set(fairseq_compat.applied()) == expected  # interactive_input, help_flags: not this process
     assert fairseq_compat.install() == fairseq_compat.install() == fairseq_compat.applied()
@@ -75,7 +76,8 @@ def test_switching_all_fixes_off(fresh):
 @pytest.mark.parametrize("environ, message", [
     ({"FAIRSEQ_LRN_SKIP_FIXES": "numpy2,numpy_2"},
      "FAIRSEQ_LRN_SKIP_FIXES: unknown fix name.s. 'numpy_2'; the valid names are: numpy2, last_partial_batch, "
-     "checkpoint_loading, checkpoint_copies, interactive_input, hub_skip_alignment, help_flags"),
+     "checkpoint_loading, literal_args, training_machine_args, checkpoint_copies, interactive_input, "
+     "hub_skip_alignment, help_flags"),
     ({"FAIRSEQ_LRN_FAIRSEQ_FIXES": "no"}, "FAIRSEQ_LRN_FAIRSEQ_FIXES='no': expected 'on' .* or 'off'"),
 ])
 def test_unknown_names_are_errors_naming_the_valid_ones(fresh, environ, message):
@@ -107,3 +109,4 @@ def test_torch_before_the_loaders_minimum_skips_it_with_a_warning(fresh, monkeyp
     assert checkpoint_utils.load_checkpoint_to_cpu is fairseq_loader
     assert "'checkpoint_loading'" in caplog.text and "written for torch >= 2.6, installed torch is 2.5.1+cpu" \
         in caplog.text
+    assert "no protection against crafted files" in caplog.text  # what that means (checkpoint_loading's note)
