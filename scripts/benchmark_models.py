@@ -37,7 +37,7 @@ Prints markdown tables; ``--json`` / ``--plot`` save the numbers / a PNG. Exampl
     python scripts/benchmark_models.py --forced-lengths 30 150   # hypotheses forced to 30 and 150 tokens
 
 ``--size transformer-base-256`` (or ``transformer-tiny``) runs ``transformer_lrn`` against fairseq's
-``transformer`` instead (scripts/bench/transformer_lrn.py: systems, targets, report):
+``transformer`` instead (fairseq_lrn/bench/transformer_lrn.py: systems, targets, report):
 
     python scripts/benchmark_models.py --size transformer-base-256 --data DATA_BIN --plot tl.png
 """
@@ -45,19 +45,13 @@ Prints markdown tables; ``--json`` / ``--plot`` save the numbers / a PNG. Exampl
 import argparse
 import importlib.util
 import os
-import sys
 
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-for _path in (os.path.dirname(HERE), HERE):  # the checkout (fairseq_lrn) and scripts/ (bench)
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from bench import lrn  # noqa: E402
-from bench import transformer_lrn as tl  # noqa: E402
-from bench.fairseq_setup import quiet_fairseq  # noqa: E402
-from bench.lrn_systems import ALL_SYSTEMS, DEFAULT_SYSTEMS, PRESETS  # noqa: E402
+from fairseq_lrn.bench import lrn
+from fairseq_lrn.bench import transformer_lrn as tl
+from fairseq_lrn.bench.fairseq_setup import quiet_fairseq
+from fairseq_lrn.bench.lrn_systems import ALL_SYSTEMS, DEFAULT_SYSTEMS, PRESETS
 
 
 def parse_args(argv=None):
@@ -65,7 +59,7 @@ def parse_args(argv=None):
     add = parser.add_argument
     add("--size", choices=sorted(PRESETS) + list(tl.PRESETS), default="iwslt",
         help="model size preset (default: %(default)s); the transformer-* sizes run the transformer_lrn "
-             "vs transformer benchmark (scripts/bench/transformer_lrn.py)")
+             "vs transformer benchmark (fairseq_lrn/bench/transformer_lrn.py)")
     add("--systems", nargs="+", choices=ALL_SYSTEMS + tl.SYSTEMS, default=None,
         help="systems to run (default: all of the size's family except the oLRN ones, olrn-fused / "
              "olrn-cpu, which run on request; *-fused only where CUDA + Triton are available)")

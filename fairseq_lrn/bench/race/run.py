@@ -6,14 +6,13 @@ import shutil
 import subprocess
 import time
 
-import evaluate  # scripts/evaluate.py
-from fairseq_lrn.errors import GenerateOutputError
-from fairseq_lrn.tools import user_dir
-from fairseq_lrn.tools.generate_output import hypotheses_in_order, parse_generate_output
-from fairseq_lrn.tools.run import fairseq_command, run_fairseq
+from ...errors import GenerateOutputError
+from ...tools import scoring, user_dir
+from ...tools.generate_output import hypotheses_in_order, parse_generate_output
+from ...tools.run import fairseq_command, run_fairseq
 
 from .common import log
-from .systems import BATCHING, SYSTEMS, override, recipe
+from .systems import SYSTEMS, override, recipe
 from .train_log import parse_train_log
 
 _TRANSLATED = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s")
@@ -53,7 +52,7 @@ def run_system(name, args, data, cuda, env):
         return result
 
     gen_argv = [data["bin"], "--user-dir", user_dir(), "--path", best, "--gen-subset", "test",
-                "--beam", args.beam, "--batch-size", 64, *BATCHING, "--remove-bpe",
+                "--beam", args.beam, "--batch-size", 64, "--remove-bpe",
                 "--max-len-a", 1.5, "--max-len-b", 10,
                 *([] if cuda else ["--cpu"])]
     result["generate_command"] = shlex.join(["fairseq-generate", *map(str, gen_argv)])
@@ -69,7 +68,7 @@ def run_system(name, args, data, cuda, env):
         return result
     if m := _TRANSLATED.search(proc.stdout + proc.stderr):
         result["decode_seconds"] = float(m[3])
-    try:  # the rule scripts/evaluate.py reads them by: every id 0 .. n-1, D- lines before H- lines
+    try:  # the rule fairseq_lrn.tools.scoring reads them by: every id 0 .. n-1, D- lines before H- lines
         translated, _ = hypotheses_in_order(parse_generate_output(proc.stdout), what=str(hyp_path))
     except GenerateOutputError as exc:
         result["error"] = str(exc)
@@ -79,8 +78,8 @@ def run_system(name, args, data, cuda, env):
                            f"sentences ({hyp_path})")
         return result
     try:
-        score = evaluate.evaluate(hyp_path, [data["test_references"]], lang=args.tgt, bpe="none", detok="moses")
-    except evaluate.EvalError as exc:
+        score = scoring.score_file(hyp_path, [data["test_references"]], lang=args.tgt, bpe="none", detok="moses")
+    except scoring.EvalError as exc:
         result["error"] = str(exc)
         return result
     result.update(bleu=round(score["bleu"]["score"], 2), chrf=round(score["chrf"]["score"], 2),
