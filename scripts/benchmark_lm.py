@@ -33,7 +33,7 @@ import os
 import torch
 
 from fairseq_lrn.bench import lm_race
-from fairseq_lrn.bench.fairseq_setup import quiet_fairseq
+from fairseq_lrn.bench.harness import quiet_fairseq
 from fairseq_lrn.bench.lm_systems import SYSTEMS
 
 

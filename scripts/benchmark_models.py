@@ -50,7 +50,7 @@ import torch
 
 from fairseq_lrn.bench import lrn
 from fairseq_lrn.bench import transformer_lrn as tl
-from fairseq_lrn.bench.fairseq_setup import quiet_fairseq
+from fairseq_lrn.bench.harness import quiet_fairseq
 from fairseq_lrn.bench.lrn_systems import ALL_SYSTEMS, DEFAULT_SYSTEMS, PRESETS
 
 

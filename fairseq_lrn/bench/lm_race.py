@@ -17,7 +17,7 @@ from fairseq_lrn.atomic_files import write_json
 from fairseq_lrn.tools.data_bin import build_data_bin
 
 from .lm_systems import build_systems
-from .machine import machine_info
+from .harness import machine_info
 from .systems import System
 
 

@@ -2,17 +2,13 @@
 (training and generation, interleaved repeats), ``--profile``, peak memory (a fresh process per
 system), ``--quality``, then the report with its targets."""
 
-import os
-import tempfile
-import time
 from typing import Dict
 
 import torch
 
 from . import data, lrn_report, memory, profiling, quality, speed
+from .harness import finish_report, start_run
 from .lrn_systems import PRESETS, build_systems
-from .machine import load_average
-from .report import finish_report
 from .targets import LRN_FAMILY, evaluate, primary_lrn
 
 
@@ -28,27 +24,13 @@ def speed_data(args, preset, work: str):
     return data_bin, preset.share_all
 
 
-def warn_if_loaded(load_start, threads) -> None:
-    if load_start:
-        load, cores = load_start[0], os.cpu_count() or 1
-        if load > 0.5 * cores:
-            print(f"!! load average {load:.1f} on {cores} cores: other jobs share this machine, timings "
-                  "will be noisy" + ("" if threads == 1 else
-                                     "; with fewer free cores than threads, --threads 1 may be faster"))
-
-
 def run(args, argv=None) -> dict:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
-    t_start = time.time()
-    load_start = load_average()
-    if args.device == "cpu":
-        warn_if_loaded(load_start, args.threads)
+    start = start_run(args, load_note="other jobs share this machine, timings will be noisy" + (
+        "" if args.threads == 1 else "; with fewer free cores than threads, --threads 1 may be faster"))
+    work = start["work"]
     preset = PRESETS[args.size]
-    work = args.work_dir or tempfile.mkdtemp(prefix="lrn-bench-")
-    os.makedirs(work, exist_ok=True)
     data_bin, share_all = speed_data(args, preset, work)
     print(f"== data: {data_bin}" + ("" if args.data else " (synthetic: random Zipfian tokens, for speed only)"))
 
@@ -93,5 +75,5 @@ def run(args, argv=None) -> dict:
     if args.quality:
         report["quality"] = quality.run_quality(args, preset, work, skipped)
     report["targets"] = evaluate(report, LRN_FAMILY, args.device, args.size)
-    return finish_report(report, args, t_start=t_start, load_start=load_start,
+    return finish_report(report, args, t_start=start["t_start"], load_start=start["load_start"],
                          print_report=lrn_report.print_report, plot=lrn_report.plot)

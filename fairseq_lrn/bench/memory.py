@@ -117,7 +117,7 @@ def peak_memory_in_fresh_process(system_name: str, argv: List[str], batches, dev
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    from .fairseq_setup import quiet_fairseq
+    from .harness import quiet_fairseq
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:

@@ -1,12 +1,9 @@
 """``--size transformer-*``: the report (its JSON dict, markdown tables, PNG)."""
 
-import datetime
-import os
-import sys
 from dataclasses import asdict
 from typing import Dict, List
 
-from .machine import machine_info
+from .harness import report_head
 from .stats import fmt_spread, keys_in_both, ratio_cell, ratio_table, summary
 from .targets import TRANSFORMER_FAMILY, family_targets
 from .transformer_lrn_systems import BASELINE, PAIRS, system_shape
@@ -18,9 +15,7 @@ def build_report(args, argv, *, p, data_bin: str, vocab: int, share_all: bool, s
     """The run's numbers: config, per-system summaries over the repeats, per-repeat ratios of
     :data:`PAIRS`, ms per output token of the sweep, the decoder states, the targets' table."""
     report = {
-        "command": " ".join([os.path.basename(sys.argv[0])] + (argv if argv is not None else sys.argv[1:])),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(args),
+        **report_head(args, argv),
         "config": {"size": args.size, "preset": asdict(p), "device": args.device, "repeats": args.repeats,
                    "train_steps": args.train_steps, "warmup_steps": args.warmup_steps,
                    "max_tokens": args.max_tokens, "gen_sentences_b1": args.gen_sentences_b1,
