@@ -15,18 +15,14 @@ from typing import List, Optional
 
 import torch
 
+from .shapes import rnn_flags, transformer_flags
+
 # The folder holding this fairseq_lrn: the fresh process imports the same package.
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MARK = "MEMORY_PROBE "
 
 # Arguments appended to a system's argv to make a throw-away miniature of it (same code paths).
-MINIATURE = {
-    "rnn": ["--encoder-embed-dim", "8", "--decoder-embed-dim", "8", "--decoder-out-embed-dim", "8",
-            "--encoder-hidden-size", "8", "--decoder-hidden-size", "8"],
-    "transformer": ["--encoder-embed-dim", "8", "--decoder-embed-dim", "8", "--encoder-ffn-embed-dim", "8",
-                    "--decoder-ffn-embed-dim", "8", "--encoder-attention-heads", "2",
-                    "--decoder-attention-heads", "2"],
-}
+MINIATURE = {"rnn": rnn_flags(8, 8), "transformer": transformer_flags(8, 8, 2)}
 
 
 def miniature_argv(argv: List[str]) -> List[str]:

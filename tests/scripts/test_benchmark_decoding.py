@@ -12,14 +12,13 @@ import pytest
 
 from fairseq_lrn.bench import decoding_speed, targets
 from fairseq_lrn.bench.decoding_runtimes import Cell, fast_command_missing
+from fairseq_lrn.bench.shapes import transformer_flags
 from tests.cli_utils import USER_DIR, preprocess, run_cli, write_reversal_corpus
 
 pytest.importorskip("ctranslate2")
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark_decoding.py"
-TINY = ["--encoder-embed-dim", "32", "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
-        "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "2", "--decoder-attention-heads", "2",
-        "--encoder-layers", "1", "--decoder-layers", "1", "--dropout", "0"]
+TINY = [*transformer_flags(32, 64, 2, 1, 1), "--dropout", "0"]
 
 
 def train(data_bin, save_dir, arch):
