@@ -2,14 +2,49 @@
 (training and generation, interleaved repeats), ``--profile``, peak memory (a fresh process per
 system), ``--quality``, then the report with its targets."""
 
+import importlib.util
+import os
 from typing import Dict
 
 import torch
 
 from . import data, lrn_report, memory, profiling, quality, speed
 from .harness import finish_report, start_run
-from .lrn_systems import PRESETS, build_systems
+from .lrn_systems import ALL_SYSTEMS, DEFAULT_SYSTEMS, PRESETS, build_systems
 from .targets import LRN_FAMILY, evaluate, primary_lrn
+
+
+def finish_args(parser, args) -> None:
+    """Check ``benchmark_models.py``'s options for ``--size tiny / iwslt / wmt`` and fill in the
+    preset's defaults (``--quick``: 1 repeat, 2 timed steps, few sentences)."""
+    from . import transformer_lrn as tl
+
+    if args.sweep_lengths is not None or args.state_length or args.no_wide:
+        parser.error("--sweep-lengths / --state-length / --no-wide need a transformer-* --size")
+    if args.systems is None:
+        args.systems = list(DEFAULT_SYSTEMS)
+    bad = [n for n in args.systems if n not in ALL_SYSTEMS]
+    if bad:
+        parser.error(f"systems {bad} need a transformer-* --size ({', '.join(tl.PRESETS)})")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device")
+    if args.data and not os.path.isdir(args.data):
+        parser.error(f"--data {args.data!r} is not a directory")
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--plot needs matplotlib: pip install matplotlib")
+    if args.fp16 and args.device != "cuda":
+        parser.error("--fp16 needs --device cuda")
+    preset, dev = PRESETS[args.size], args.device
+    args.max_tokens = args.max_tokens or preset.max_tokens[dev]
+    args.train_steps = args.train_steps or preset.train_steps[dev]
+    args.gen_sentences_b1 = args.gen_sentences_b1 or preset.gen_b1[dev]
+    args.gen_sentences_b64 = args.gen_sentences_b64 or preset.gen_b64[dev]
+    args.quality_max_tokens = args.quality_max_tokens or preset.quality_max_tokens
+    if args.quick:
+        args.repeats, args.train_steps = 1, min(args.train_steps, 2)
+        args.gen_sentences_b1, args.gen_sentences_b64 = min(args.gen_sentences_b1, 2), 64
 
 
 def speed_data(args, preset, work: str):

@@ -88,6 +88,22 @@ def print_report(report: dict) -> None:
             print(f"| {pair} | " + " | ".join(
                 ratio_cell(r, k) if k in r else "-"
                 for k in keys) + " |")
+    print_sweep(report)
+    print_state(report.get("state_memory"))
+    for name, why in report["skipped"].items():
+        print(f"Skipped {name}: {why}.")
+    if report["targets"]:
+        print("\n### Targets (benchmarks, not tests; bench/targets.py TARGETS)\n")
+        print("| what | measured | target | met |\n|---|---:|---:|---|")
+        for t in report["targets"]:
+            value = "-" if t["value"] is None else f"{t['value']:.2f}x"
+            met = "not measured" if t["met"] is None else ("met" if t["met"] else "NOT met")
+            print(f"| {t['what']} | {value} | >= {t['target']:g}x | {met} |")
+
+
+def print_sweep(report: dict) -> None:
+    """The time-per-output-token table (``--sweep-lengths``)."""
+    cfg = report["config"]
     sweep = report.get("time_per_token")
     if sweep:
         lengths = sweep["lengths"]
@@ -97,7 +113,10 @@ def print_report(report: dict) -> None:
         print("|---|" + "---:|" * len(lengths))
         for n, ms in sweep["ms_per_token"].items():
             print(f"| {n} | " + " | ".join(f"{v:.3f}" for v in ms) + " |")
-    state = report.get("state_memory")
+
+
+def print_state(state) -> None:
+    """The decoder-state table (bytes per sentence, measured and by formula)."""
     if state:
         any_s = next(iter(state.values()))
         print(f"\n### Decoder state per sentence at L={any_s['length']} (KiB; beam {any_s['beam']}, "
@@ -111,15 +130,6 @@ def print_report(report: dict) -> None:
             print(f"| {n} | {s['grows'] / 1024:.1f} | {s['constant'] / 1024:.2f} | {s['encoder_static'] / 1024:.1f} "
                   f"| {s['total'] / 1024:.1f} | {f['grows'] / 1024:.1f} / {f['constant'] / 1024:.2f} / "
                   f"{f['encoder_static'] / 1024:.1f} |")
-    for name, why in report["skipped"].items():
-        print(f"Skipped {name}: {why}.")
-    if report["targets"]:
-        print("\n### Targets (benchmarks, not tests; bench/targets.py TARGETS)\n")
-        print("| what | measured | target | met |\n|---|---:|---:|---|")
-        for t in report["targets"]:
-            value = "-" if t["value"] is None else f"{t['value']:.2f}x"
-            met = "not measured" if t["met"] is None else ("met" if t["met"] else "NOT met")
-            print(f"| {t['what']} | {value} | >= {t['target']:g}x | {met} |")
 
 
 def plot(report: dict, path: str) -> None:
