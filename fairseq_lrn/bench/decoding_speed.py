@@ -21,7 +21,7 @@ from ..prep.io import write_lines
 from . import decoding_runtimes as rt
 from .decoding_runtimes import Cell, TestSet
 from .harness import finish_report, interleaved, report_head, start_run, summarize
-from .stats import fmt_spread, ratio_cell, ratio_table
+from .stats import fmt_spread, print_targets, ratio_cell, ratio_table
 from .targets import DECODING_FAMILY, evaluate, family_targets
 
 
@@ -194,13 +194,7 @@ def print_report(report: dict) -> None:
         print("| pair | " + " | ".join(k.replace("_", " ") for k in keys) + " |\n|---|" + "---:|" * len(keys))
         for pair, r in report["ratios"].items():
             print(f"| {pair} | " + " | ".join(ratio_cell(r, k) if k in r else "-" for k in keys) + " |")
-    if report["targets"]:
-        print("\n### Targets (benchmarks, not tests; bench/targets.py TARGETS)\n")
-        print("| what | measured | target | met |\n|---|---:|---:|---|")
-        for t in report["targets"]:
-            value = "-" if t["value"] is None else f"{t['value']:.2f}"
-            met = "not measured" if t["met"] is None else ("met" if t["met"] else "NOT met")
-            print(f"| {t['what']} | {value} | >= {t['target']:g} | {met} |")
+    print_targets(report["targets"], unit="")
 
 
 def plot(report: dict, path: str) -> None:

@@ -4,7 +4,7 @@ from dataclasses import asdict
 from typing import Dict, List
 
 from .harness import report_head
-from .stats import fmt_spread, keys_in_both, ratio_cell, ratio_table, summary
+from .stats import fmt_spread, keys_in_both, print_targets, ratio_cell, ratio_table, summary
 from .targets import TRANSFORMER_FAMILY, family_targets
 from .transformer_lrn_systems import BASELINE, PAIRS, system_shape
 
@@ -92,13 +92,7 @@ def print_report(report: dict) -> None:
     print_state(report.get("state_memory"))
     for name, why in report["skipped"].items():
         print(f"Skipped {name}: {why}.")
-    if report["targets"]:
-        print("\n### Targets (benchmarks, not tests; bench/targets.py TARGETS)\n")
-        print("| what | measured | target | met |\n|---|---:|---:|---|")
-        for t in report["targets"]:
-            value = "-" if t["value"] is None else f"{t['value']:.2f}x"
-            met = "not measured" if t["met"] is None else ("met" if t["met"] else "NOT met")
-            print(f"| {t['what']} | {value} | >= {t['target']:g}x | {met} |")
+    print_targets(report["targets"])
 
 
 def print_sweep(report: dict) -> None:
