@@ -30,8 +30,10 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest", "triton", "matplotlib"],
+        "test": ["pytest", "triton", "matplotlib", "ctranslate2"],
         "plot": ["matplotlib"],
+        # scripts/benchmark_decoding.py: CTranslate2 (never imported by the package itself), the --plot PNGs
+        "bench": ["ctranslate2", "matplotlib"],
     },
     entry_points={"console_scripts": ["fairseq-lrn-dir = fairseq_lrn.tools:print_user_dir"]},
     classifiers=[

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Prepare WMT14 English-German for fairseq; see --help. The steps live in prepare_wmt14.py.
+# Prepare WMT14 English-German for fairseq; see --help. The steps live in fairseq_lrn/prep/wmt14.py.
 #   bash data-prep/prepare-wmt14en2de.sh --out DIR [--raw-dir RAW] [--bpe-merges N | --spm --vocab-size N]
 #        [--joined-dictionary]
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-exec "${PYTHON:-python}" "$here/prepare_wmt14.py" "$@"
+exec "${PYTHON:-python}" -m fairseq_lrn.prep.wmt14 "$@"

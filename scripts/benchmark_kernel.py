@@ -22,18 +22,11 @@ Forward times are taken in training mode (autograd recording). Prints markdown t
 """
 
 import argparse
-import os
-import sys
 
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-for _path in (os.path.dirname(HERE), HERE):  # the checkout (fairseq_lrn) and scripts/ (bench)
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from bench import kernel_report  # noqa: E402  (kernel_* import no fairseq)
-from bench.kernel_timing import DTYPES  # noqa: E402
+from fairseq_lrn.bench import kernel_report  # kernel_* import no fairseq
+from fairseq_lrn.bench.kernel_timing import DTYPES
 
 
 def parse_args():

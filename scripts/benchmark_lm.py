@@ -6,11 +6,11 @@ parameter counts, each trained for the same wall-clock on real English text.
         --budget-seconds 300 --work-dir lm-race        # e.g. TEXT = ../shared/data/gettext-en-fr
 
 1. Preparation (in ``--work-dir``, reused by later runs with the same inputs and settings): Moses
-   punctuation normalisation + aggressive tokenization (sacremoses, data-prep/text_processing.py),
+   punctuation normalisation + aggressive tokenization (sacremoses, fairseq_lrn/prep/text.py),
    BPE learned on the training text (subword-nmt, ``--bpe-merges``), ``fairseq-preprocess
    --only-source``. Perplexity is therefore per BPE token (the same units for every system).
-2. Systems (scripts/bench/lm_systems.py), built in-process with fairseq's own machinery
-   (scripts/bench/systems.py ``System``):
+2. Systems (fairseq_lrn/bench/lm_systems.py), built in-process with fairseq's own machinery
+   (fairseq_lrn/bench/systems.py ``System``):
    one ``--task language_modeling`` recipe for all (``--sample-break-mode none`` blocks of
    ``--tokens-per-sample``, tied input/output embeddings, Adam (0.9, 0.98), inverse-sqrt with
    warm-up, clip-norm 1.0, dropout 0.1, cross-entropy), the same embedding dim E (``--embed-dim``).
@@ -24,24 +24,17 @@ parameter counts, each trained for the same wall-clock on real English text.
    zero state (as fairseq-train's validation does).
 4. A markdown table: params, updates, training tokens/s, validation perplexity (``--json`` too).
 
-Preparation, training, perplexity and the table: scripts/bench/lm_race.py.
+Preparation, training, perplexity and the table: fairseq_lrn/bench/lm_race.py.
 """
 
 import argparse
 import os
-import sys
 
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-for _path in (REPO, os.path.join(REPO, "data-prep"), HERE):  # fairseq_lrn, text_processing, bench
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from bench import lm_race  # noqa: E402
-from bench.fairseq_setup import quiet_fairseq  # noqa: E402
-from bench.lm_systems import SYSTEMS  # noqa: E402
+from fairseq_lrn.bench import lm_race
+from fairseq_lrn.bench.harness import quiet_fairseq
+from fairseq_lrn.bench.lm_systems import SYSTEMS
 
 
 def parse_args(argv=None):

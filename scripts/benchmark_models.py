@@ -37,27 +37,19 @@ Prints markdown tables; ``--json`` / ``--plot`` save the numbers / a PNG. Exampl
     python scripts/benchmark_models.py --forced-lengths 30 150   # hypotheses forced to 30 and 150 tokens
 
 ``--size transformer-base-256`` (or ``transformer-tiny``) runs ``transformer_lrn`` against fairseq's
-``transformer`` instead (scripts/bench/transformer_lrn.py: systems, targets, report):
+``transformer`` instead (fairseq_lrn/bench/transformer_lrn.py: systems, targets, report):
 
     python scripts/benchmark_models.py --size transformer-base-256 --data DATA_BIN --plot tl.png
 """
 
 import argparse
-import importlib.util
-import os
-import sys
 
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-for _path in (os.path.dirname(HERE), HERE):  # the checkout (fairseq_lrn) and scripts/ (bench)
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from bench import lrn  # noqa: E402
-from bench import transformer_lrn as tl  # noqa: E402
-from bench.fairseq_setup import quiet_fairseq  # noqa: E402
-from bench.lrn_systems import ALL_SYSTEMS, DEFAULT_SYSTEMS, PRESETS  # noqa: E402
+from fairseq_lrn.bench import lrn
+from fairseq_lrn.bench import transformer_lrn as tl
+from fairseq_lrn.bench.harness import quiet_fairseq
+from fairseq_lrn.bench.lrn_systems import ALL_SYSTEMS, PRESETS
 
 
 def parse_args(argv=None):
@@ -65,7 +57,7 @@ def parse_args(argv=None):
     add = parser.add_argument
     add("--size", choices=sorted(PRESETS) + list(tl.PRESETS), default="iwslt",
         help="model size preset (default: %(default)s); the transformer-* sizes run the transformer_lrn "
-             "vs transformer benchmark (scripts/bench/transformer_lrn.py)")
+             "vs transformer benchmark (fairseq_lrn/bench/transformer_lrn.py)")
     add("--systems", nargs="+", choices=ALL_SYSTEMS + tl.SYSTEMS, default=None,
         help="systems to run (default: all of the size's family except the oLRN ones, olrn-fused / "
              "olrn-cpu, which run on request; *-fused only where CUDA + Triton are available)")
@@ -108,36 +100,7 @@ def parse_args(argv=None):
              "columns per L (default: each batch's longest reference; transformer-* sizes: 30 150)")
     tl.add_arguments(parser)
     args = parser.parse_args(argv)
-    if args.size in tl.PRESETS:
-        tl.finish_args(parser, args)
-        return args
-    if args.sweep_lengths is not None or args.state_length or args.no_wide:
-        parser.error("--sweep-lengths / --state-length / --no-wide need a transformer-* --size")
-    if args.systems is None:
-        args.systems = list(DEFAULT_SYSTEMS)
-    bad = [n for n in args.systems if n not in ALL_SYSTEMS]
-    if bad:
-        parser.error(f"systems {bad} need a transformer-* --size ({', '.join(tl.PRESETS)})")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: torch sees no CUDA device")
-    if args.data and not os.path.isdir(args.data):
-        parser.error(f"--data {args.data!r} is not a directory")
-    if args.repeats < 1:
-        parser.error("--repeats must be >= 1")
-    if args.plot and importlib.util.find_spec("matplotlib") is None:
-        parser.error("--plot needs matplotlib: pip install matplotlib")
-    if args.fp16 and args.device != "cuda":
-        parser.error("--fp16 needs --device cuda")
-    preset = PRESETS[args.size]
-    dev = args.device
-    args.max_tokens = args.max_tokens or preset.max_tokens[dev]
-    args.train_steps = args.train_steps or preset.train_steps[dev]
-    args.gen_sentences_b1 = args.gen_sentences_b1 or preset.gen_b1[dev]
-    args.gen_sentences_b64 = args.gen_sentences_b64 or preset.gen_b64[dev]
-    args.quality_max_tokens = args.quality_max_tokens or preset.quality_max_tokens
-    if args.quick:
-        args.repeats, args.train_steps = 1, min(args.train_steps, 2)
-        args.gen_sentences_b1, args.gen_sentences_b64 = min(args.gen_sentences_b1, 2), 64
+    (tl if args.size in tl.PRESETS else lrn).finish_args(parser, args)
     return args
 
 

@@ -16,14 +16,11 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-
-from fairseq_lrn.tools import user_dir  # noqa: E402
-from fairseq_lrn.tools.data_bin import build_data_bin, corpus_prefixes  # noqa: E402
-from fairseq_lrn.tools.generate_output import hypotheses_in_order, parse_generate_output  # noqa: E402
-from fairseq_lrn.tools.run import run_fairseq  # noqa: E402
-from fairseq_lrn.toy_data import write_corpus  # noqa: E402
+from fairseq_lrn.tools import user_dir
+from fairseq_lrn.tools.data_bin import build_data_bin, corpus_prefixes
+from fairseq_lrn.tools.generate_output import hypotheses_in_order, parse_generate_output
+from fairseq_lrn.tools.run import run_fairseq
+from fairseq_lrn.toy_data import write_corpus
 
 SMALL_MODEL = ["--encoder-embed-dim", "64", "--decoder-embed-dim", "64", "--decoder-out-embed-dim", "64",
                "--encoder-hidden-size", "128", "--decoder-hidden-size", "128", "--dropout", "0.1"]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install fairseq-lrn into the active Python environment.
 #   bash scripts/install.sh         # the package and its dependencies (fairseq, sacrebleu, ...)
-#   bash scripts/install.sh test    # also the test tools (pytest, triton for the kernel tests, matplotlib)
+#   bash scripts/install.sh test    # also the test tools (pytest, triton for the kernel tests, matplotlib,
+#                                   # ctranslate2 for the decoding benchmark's test)
 # torch is installed first, only when missing: TORCH_SPEC (default torch==2.13.0) picks the
 # build; set it to the wheel your GPU needs, or install torch yourself beforehand.
 set -euo pipefail

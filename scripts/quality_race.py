@@ -9,7 +9,7 @@ plain untokenized text, one sentence per line):
 
 1. Preparation (as for WMT; each step resumable, see below), in --work-dir:
      tok/     Moses punctuation normalisation, non-printing-character removal, aggressive (-a)
-              tokenization (sacremoses, data-prep/text_processing.py); training pairs with an empty
+              tokenization (sacremoses, fairseq_lrn/prep/text.py); training pairs with an empty
               side or more than --max-len tokens are dropped (tok/train.clean.*)
      bpe/     joint BPE learned on the training data of both languages (subword-nmt, --bpe-merges)
               and the segmented text
@@ -21,7 +21,8 @@ plain untokenized text, one sentence per line):
 2. For each system in turn (--systems; a fresh WORK/systems/NAME each time): fairseq-train for
    --budget-minutes of wall-clock (--stop-time-hours; fairseq then validates and saves once more),
    fairseq-generate on the test set with checkpoint_best.pt (--beam, --remove-bpe), Moses
-   detokenization and sacreBLEU + chrF against the raw test references (scripts/evaluate.py).
+   detokenization and sacreBLEU + chrF against the raw test references (fairseq_lrn.tools.scoring,
+   as scripts/evaluate.py scores).
    A system that fails is reported as failed; the others still run.
 3. A markdown table (and --json, rewritten after each system): parameters, training wall-clock (the
    clock --stop-time-hours reads: from the trainer's start, validations included), updates, epochs
@@ -48,19 +49,14 @@ import os
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-for _p in (REPO, REPO / "data-prep", REPO / "scripts"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-# The parts live in scripts/bench/race/ (one job a module); the names tests and users call stay here.
-from bench.race.common import RaceError, log  # noqa: E402,F401
-from bench.race.corpus import prepare, split_files  # noqa: E402
-from bench.race.report import markdown_table, print_summary, write_json  # noqa: E402,F401
-from bench.race.run import cuda_available, run_system  # noqa: E402
-from bench.race.systems import SYSTEMS, override, recipe  # noqa: E402,F401
-from bench.race.train_log import parse_train_log  # noqa: E402,F401
-from prep_io import PrepError  # noqa: E402  data-prep/prep_io.py
+# The parts live in fairseq_lrn/bench/race/ (one job a module); the names tests and users call stay here.
+from fairseq_lrn.bench.race.common import RaceError, log
+from fairseq_lrn.bench.race.corpus import prepare, split_files
+from fairseq_lrn.bench.race.report import markdown_table, print_summary, write_json  # noqa: F401
+from fairseq_lrn.bench.race.run import cuda_available, run_system
+from fairseq_lrn.bench.race.systems import SYSTEMS, override, recipe  # noqa: F401
+from fairseq_lrn.bench.race.train_log import parse_train_log  # noqa: F401
+from fairseq_lrn.prep.io import PrepError
 
 
 def parse_args(argv=None):

@@ -370,6 +370,27 @@ class LRNRecurrenceFused(torch.autograd.Function):
         return dpqr, dh0, None, None
 
 
+def kernel_launch(direction: str, *, T: int, B: int, d: int, dtype: torch.dtype, config: LaunchConfig,
+                  mask: bool, bidirectional: bool = False, output_gate: bool = False, tanh: bool = False):
+    """``(kernel, args, flags)``: the fused forward (``direction="fwd"``) or backward (``"bwd"``)
+    kernel and what :class:`LRNRecurrenceFused` passes it at this shape (h0 given, ``mask``: a
+    padding mask), so that ``kernel[grid](*args, **flags)`` is that launch. The tensors are empty
+    CPU tensors (only their dtypes, alignment and strides matter): for compiling a kernel offline
+    (:mod:`fairseq_lrn.ops.kernel_inspection`)."""
+    D = 2 * d if bidirectional else d
+    pqr = torch.empty(T, B, 4 if output_gate else 3, D, dtype=dtype)
+    seq, state = torch.empty(T, B, D, dtype=dtype), torch.empty(B, D, dtype=dtype)
+    pad = torch.empty(T, B, dtype=torch.int32) if mask else None
+    h0 = torch.empty(B, D, dtype=dtype)
+    sizes = (T, B, d, *pqr.stride())
+    flags = _kernel_flags(config, pqr, d, has_h0=True, has_mask=mask, tanh=tanh, output_gate=output_gate)
+    if direction == "fwd":  # pqr, h0, pad, out, states, h_last
+        return _lrn_fwd_kernel, (pqr, h0, pad, seq, torch.empty_like(seq) if mask else seq, state, *sizes), flags
+    # pqr, h0, pad, states, dout, dlast, dpqr, dh0
+    args = (pqr, h0, pad, seq, torch.empty_like(seq), state, torch.empty_like(pqr), h0, *sizes)
+    return _lrn_bwd_kernel, args, flags
+
+
 def lrn_recurrence_fused(pqr: Tensor, h0: Optional[Tensor] = None, mask: Optional[Tensor] = None,
                          activation: str = "identity", bidirectional: bool = False,
                          output_gate: bool = False, *,

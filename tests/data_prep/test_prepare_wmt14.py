@@ -9,12 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
-import prepare_wmt14
-from prep_io import read_lines
+from fairseq_lrn.prep import wmt14 as prepare_wmt14
+from fairseq_lrn.prep.io import read_lines
 from tests.data_prep import tiny_wmt14
 from tests.kill_points import interrupted_output
 
-SCRIPT = Path(prepare_wmt14.__file__).with_name("prepare-wmt14en2de.sh")
+SCRIPT = Path(__file__).resolve().parents[2] / "data-prep" / "prepare-wmt14en2de.sh"
 SPLITS = ("train", "valid", "test")
 
 
@@ -207,7 +207,7 @@ def test_line_count_mismatch_is_named(raw_dir, tmp_path, capsys):
 
 
 def test_without_raw_dir_the_archives_are_fetched_once(raw_dir, tmp_path, monkeypatch, capsys):
-    import wmt14_sources
+    from fairseq_lrn.prep import wmt14_sources
 
     for name in wmt14_sources.URLS:  # local file:// addresses: the download path runs, offline
         monkeypatch.setitem(wmt14_sources.URLS, name, (raw_dir.path / name).as_uri())

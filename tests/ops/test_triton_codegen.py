@@ -10,60 +10,65 @@ loop is a pipelined cp.async whose waits leave as many steps in flight as the he
 of a chunk (no shuffling of its steps between threads).
 """
 
+import concurrent.futures
 import importlib.util
-import json
+import multiprocessing
 import os
-import subprocess
-import sys
 
 import pytest
 
 # Triton is not imported here: importing it before test_triton_lrn sets TRITON_INTERPRET=1 would
-# break the interpreter mode in this process. The compiling happens in a subprocess.
+# break the interpreter mode in this process. The compiling happens in a fresh (spawned) process.
 TRITON = importlib.util.find_spec("triton")
 if TRITON is None:
     pytest.skip("compiling the fused kernels needs Triton", allow_module_level=True)
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(os.path.dirname(TRITON.origin), "backends", "nvidia", "bin")
 
 
 SHAPES = {
     # the benchmark's target: fwd/bwd x fp32/bf16 x with/without mask
-    "T=500 B=128 d=1024": ["--mask", "both"],
+    "T=500 B=128 d=1024": dict(masks=(False, True)),
     # the same on an A100: less shared memory, so some configs use 2-step chunks
-    "T=500 B=128 d=1024 a100": ["--gpu", "a100", "--mask", "both"],
+    "T=500 B=128 d=1024 a100": dict(gpu="a100", masks=(False, True)),
     # channels not a multiple of 16 (Triton alone would not know 2-byte offsets aligned), 2 directions
-    "T=37 B=3 d=202 x2": ["--T", "37", "--B", "3", "--d", "202", "--bidirectional", "--dtype", "bf16",
-                          "--mask", "with"],
+    "T=37 B=3 d=202 x2": dict(T=37, B=3, d=202, bidirectional=True, dtypes=("bf16",), masks=(True,)),
     # oLRN (one more tile per step, the output gate's s) at the benchmark's target
-    "T=500 B=128 d=1024 olrn": ["--output-gate", "--mask", "both"],
+    "T=500 B=128 d=1024 olrn": dict(output_gate=True, masks=(False, True)),
 }
 # Two stages: the one buffer is refilled only after its chunk is computed, so nothing is in flight
 # while a chunk is computed (why the heuristic never picks it).
-TWO_STAGES = ["--config", "128", "1", "4", "2", "--dtype", "bf16"]
+TWO_STAGES = dict(config=(128, 1, 4, 2), dtypes=("bf16",))
 
 
-def inspect_loops(args, tmp_path_factory):
-    """Rows of ``scripts/inspect_kernels.py ARGS --json``, run in a subprocess."""
+def _rows_compiled_for_real(options):
+    """:func:`fairseq_lrn.ops.kernel_inspection.loop_rows` in this (spawned) process, Triton in
+    compiling mode."""
+    os.environ.pop("TRITON_INTERPRET", None)
+    from fairseq_lrn.ops.kernel_inspection import loop_rows
+
+    return loop_rows(**options)
+
+
+def inspect_loops(options):
+    """Rows of :func:`~fairseq_lrn.ops.kernel_inspection.loop_rows` (``options``), computed in a
+    spawned process."""
     if not os.path.exists(os.path.join(TOOLS, "ptxas")):
         pytest.skip(f"this Triton has no bundled ptxas in {TOOLS}")
-    out = tmp_path_factory.mktemp("codegen") / "loops.json"
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    run = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "inspect_kernels.py"),
-                          *args, "--json", str(out)],
-                         capture_output=True, text=True, env=env, timeout=600)
-    if "cannot compile offline with this Triton" in run.stderr:
-        pytest.skip(run.stderr.strip().splitlines()[-1])
-    assert run.returncode == 0, run.stderr[-3000:]
-    rows = json.loads(out.read_text())
+    from fairseq_lrn.ops.kernel_inspection import UnsupportedTriton
+
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            rows = pool.submit(_rows_compiled_for_real, options).result(timeout=600)
+        except UnsupportedTriton as error:
+            pytest.skip(f"cannot compile offline with this Triton ({error})")
     assert rows and {row["kernel"] for row in rows} == {"fwd", "bwd"}
     return rows
 
 
 @pytest.fixture(scope="module", params=sorted(SHAPES))
-def loops(request, tmp_path_factory):
-    return inspect_loops(SHAPES[request.param], tmp_path_factory)
+def loops(request):
+    return inspect_loops(SHAPES[request.param])
 
 
 def name(row):
@@ -81,8 +86,8 @@ def test_every_load_in_the_time_loop_is_pipelined(loops):
             f"{name(row)}: {row['steps_in_flight']} steps in flight, model {row['hidden_steps_model']}"
 
 
-def test_two_stages_leave_nothing_in_flight(tmp_path_factory):
-    for row in inspect_loops(TWO_STAGES, tmp_path_factory):
+def test_two_stages_leave_nothing_in_flight():
+    for row in inspect_loops(TWO_STAGES):
         assert row["sync_loads"] == 0 and row["async_copies"] >= 3, name(row)
         assert row["steps_in_flight"] == row["hidden_steps_model"] == 0, f"{name(row)}: waits {row['waits']}"
 

@@ -1,7 +1,7 @@
 """GPU part of the reliability checks, for a lent CUDA machine (not collected by pytest).
 
-    python tests/reliability/gpu_check.py            # on a CUDA machine with fairseq importable
-    python tests/reliability/gpu_check.py --cpu      # the same steps on CPU (a smoke test of this script)
+    python -m tests.reliability.gpu_check            # from the checkout, on a CUDA machine with fairseq
+    python -m tests.reliability.gpu_check --cpu      # the same steps on CPU (a smoke test of this script)
 
 On one GPU: a reference run (fused kernel, fp32, --update-freq 2); two ranks started through
 scripts/launch_distributed.py (torchrun, torch DDP c10d with find_unused_parameters off, gloo because
@@ -22,11 +22,8 @@ import tempfile
 import time
 import traceback
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, REPO)
-
-from tests.cli_utils import preprocess, write_reversal_corpus  # noqa: E402
-from tests.reliability.helpers import (LAUNCHER, env, launch, load, losses, tensors,  # noqa: E402
+from tests.cli_utils import preprocess, write_reversal_corpus
+from tests.reliability.helpers import (LAUNCHER, env, launch, load, losses, tensors,
                                        train_args)
 
 CPU = "--cpu" in sys.argv

@@ -53,7 +53,6 @@ def test_sigkill_mid_epoch_then_same_command_resumes_exactly(corpus, reference, 
 
 KILL_DURING_COPY = """
 import os, resource, signal, sys
-sys.path.insert(0, {repo!r})
 new, dst, limit, plugin = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "plugin"
 if plugin:
     import fairseq_lrn.models  # what --user-dir fairseq_lrn does
@@ -74,8 +73,8 @@ def test_kill_while_copying_to_checkpoint_last(reference, tmp_path, loaded):
     dst = tmp_path / "checkpoint_last.pt"
     shutil.copyfile(old, dst)  # the previous checkpoint_last.pt
     size = os.path.getsize(new)
-    proc = subprocess.run([sys.executable, "-c", KILL_DURING_COPY.format(repo=REPO), new, str(dst),
-                           str(size // 2), loaded], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", KILL_DURING_COPY, new, str(dst), str(size // 2), loaded],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)  # python -c imports from cwd
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert "copy finished" not in proc.stdout
     if loaded == "fairseq-alone":

@@ -1,5 +1,5 @@
 """scripts/benchmark_models.py: smoke runs on the tiny sizes (structure of the results, not speed),
-and the pieces of scripts/bench/ that turn measurements into claims (ratios, targets, sizing)."""
+and the pieces of fairseq_lrn/bench/ that turn measurements into claims (ratios, targets, sizing)."""
 
 import json
 import os
@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from fairseq_lrn.bench import stats, targets  # neither imports fairseq
+from fairseq_lrn.bench.lrn_systems import transformer_layer_params
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "benchmark_models.py"
-if str(REPO / "scripts") not in sys.path:
-    sys.path.insert(0, str(REPO / "scripts"))
-
-from bench import stats, targets  # noqa: E402  (neither imports fairseq)
-from bench.lrn_systems import transformer_layer_params  # noqa: E402
 
 GEN_KEYS = ("beam5_b1", "beam5_b64", "greedy_b1", "greedy_b64")
 

@@ -1,6 +1,6 @@
-"""scripts/evaluate.py against sacrebleu's own Python API on the same files."""
+"""scripts/evaluate.py and its library, fairseq_lrn.tools.scoring, against sacrebleu's own Python API on
+the same files."""
 
-import importlib.util
 import json
 import random
 import subprocess
@@ -11,10 +11,9 @@ import pytest
 import sacrebleu
 from sacremoses import MosesDetokenizer
 
+from fairseq_lrn.tools import scoring
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "evaluate.py"
-_spec = importlib.util.spec_from_file_location("evaluate_script", SCRIPT)
-evaluate = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(evaluate)
 
 REFS = [
     "Die Stadt hat eine neue Brücke über den Fluss gebaut.",
@@ -72,7 +71,7 @@ def assert_same_as_sacrebleu(result, hyps, refs):
 
 def test_plain_files_score_as_sacrebleu(tmp_path):
     hyps = detokenized(HYPS_BPE)
-    result = evaluate.evaluate(write(tmp_path / "hyp", hyps), [write(tmp_path / "ref", REFS)], detok="none")
+    result = scoring.score_file(write(tmp_path / "hyp", hyps), [write(tmp_path / "ref", REFS)], detok="none")
     assert result["read"] == "plain text"
     assert_same_as_sacrebleu(result, hyps, [REFS])
 
@@ -81,13 +80,13 @@ def test_several_references(tmp_path):
     hyps = detokenized(HYPS_BPE)
     ref2 = [r.replace("Kinder", "Jungen").replace("Budget", "Haushalt") for r in REFS]
     refs = [write(tmp_path / "ref1", REFS), write(tmp_path / "ref2", ref2)]
-    result = evaluate.evaluate(write(tmp_path / "hyp", hyps), refs, detok="none")
+    result = scoring.score_file(write(tmp_path / "hyp", hyps), refs, detok="none")
     assert_same_as_sacrebleu(result, hyps, [REFS, ref2])
 
 
 def test_generate_output_is_reordered_debped_and_detokenized(tmp_path):
     gen = write(tmp_path / "gen.out", generate_output(HYPS_BPE, d_lines=HYPS_BPE))
-    result = evaluate.evaluate(gen, [write(tmp_path / "ref", REFS)], bpe="subword_nmt")
+    result = scoring.score_file(gen, [write(tmp_path / "ref", REFS)], bpe="subword_nmt")
     assert result["read"] == "fairseq-generate D- lines" and result["sentences"] == len(REFS)
     expected = detokenized(HYPS_BPE)
     assert expected[2] == 'Das Baum-Haus ist klein, aber "gemütlich".'
@@ -97,28 +96,28 @@ def test_generate_output_is_reordered_debped_and_detokenized(tmp_path):
 def test_d_lines_are_preferred_and_h_lines_used_without_them(tmp_path):
     ref = write(tmp_path / "ref", REFS)
     detok = detokenized(HYPS_BPE)
-    with_d = evaluate.evaluate(write(tmp_path / "d.out", generate_output(HYPS_BPE, d_lines=detok)), [ref],
+    with_d = scoring.score_file(write(tmp_path / "d.out", generate_output(HYPS_BPE, d_lines=detok)), [ref],
                                detok="none")
     assert with_d["read"] == "fairseq-generate D- lines"
     assert_same_as_sacrebleu(with_d, detok, [REFS])
-    only_h = evaluate.evaluate(write(tmp_path / "h.out", generate_output(HYPS_BPE)), [ref], bpe="subword_nmt")
+    only_h = scoring.score_file(write(tmp_path / "h.out", generate_output(HYPS_BPE)), [ref], bpe="subword_nmt")
     assert only_h["read"] == "fairseq-generate H- lines"
     assert_same_as_sacrebleu(only_h, detok, [REFS])
 
 
 def test_sentencepiece_removal():
-    assert evaluate.remove_subwords("\u2581Das \u2581Baum - Ha us \u2581ist", "sentencepiece") == "Das Baum-Haus ist"
-    assert evaluate.remove_subwords("Brü@@ cke über", "subword_nmt") == "Brücke über"
+    assert scoring.remove_subwords("\u2581Das \u2581Baum - Ha us \u2581ist", "sentencepiece") == "Das Baum-Haus ist"
+    assert scoring.remove_subwords("Brü@@ cke über", "subword_nmt") == "Brücke über"
 
 
 def test_leftover_subword_marks_warn(tmp_path):
-    result = evaluate.evaluate(write(tmp_path / "hyp", HYPS_BPE), [write(tmp_path / "ref", REFS)])
+    result = scoring.score_file(write(tmp_path / "hyp", HYPS_BPE), [write(tmp_path / "ref", REFS)])
     assert any("--bpe subword_nmt" in w for w in result["warnings"])
 
 
 def test_tokenized_bleu_splits_compounds():
-    assert evaluate.paper_tokenize(['Das Baum-Haus ist "klein".'], "de") == ['Das Baum ##AT##-##AT## Haus ist " klein " .']
-    scores = evaluate.tokenized_bleu(["das baum-haus ist klein ."], [["Das Baum-Haus ist klein ."]], "de")
+    assert scoring.paper_tokenize(['Das Baum-Haus ist "klein".'], "de") == ['Das Baum ##AT##-##AT## Haus ist " klein " .']
+    scores = scoring.tokenized_bleu(["das baum-haus ist klein ."], [["Das Baum-Haus ist klein ."]], "de")
     assert scores["uncased"] == pytest.approx(100.0) and scores["cased"] < 90.0
 
 
@@ -154,5 +153,5 @@ def test_missing_sentence_ids_are_reported(tmp_path):
     gen = generate_output(HYPS_BPE, d_lines=HYPS_BPE)
     gen = [line for line in gen if not line.startswith(("H-3\t", "D-3\t"))]
     # the wording of fairseq_lrn.tools.generate_output.hypotheses_in_order, the one reader of such files
-    with pytest.raises(evaluate.EvalError, match=r"gen\.out: D- lines lack sentence ids 3 \(did fairseq-generate"):
-        evaluate.evaluate(write(tmp_path / "gen.out", gen), [write(tmp_path / "ref", REFS)])
+    with pytest.raises(scoring.EvalError, match=r"gen\.out: D- lines lack sentence ids 3 \(did fairseq-generate"):
+        scoring.score_file(write(tmp_path / "gen.out", gen), [write(tmp_path / "ref", REFS)])

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from . import data, decoding
+from .harness import interleaved
 from .speed import GEN_CONFIGS
 from .transformer_lrn_systems import TPreset, system_shape
 
@@ -79,22 +80,22 @@ def run_repeats(systems: Dict[str, object], args, *, train_batches, grid: List[C
                 trains: Dict[str, bool], decodes: Dict[str, bool], t_start: float) -> Dict[str, List[dict]]:
     """``args.repeats`` interleaved repeats (``for repeat: for system:``) of :func:`measure`; the
     sweep's own cells in the first ``--sweep-repeats``. ``{system: [one dict per repeat]}``."""
-    results: Dict[str, List[dict]] = {n: [] for n in systems}
-    for r in range(args.repeats):
-        t_repeat = time.time()
-        for name, s in systems.items():
-            t0 = time.perf_counter()
-            cells = (grid + (sweep if r < args.sweep_repeats else [])) if decodes[name] else []
-            m = measure(s, trains[name], train_batches, args.warmup_steps, cells)
-            results[name].append(m)
-            print(f"   repeat {r + 1}/{args.repeats} {name:<22s} "
-                  + (f"train {m['train_tok_s']:8,.0f} tok/s  " if "train_tok_s" in m else "")
-                  + "  ".join(f"{c.key} {m[c.key]:.2f}" for c in grid if c.key in m)
-                  + f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
+    def measure_one(r, name, s):
+        cells = (grid + (sweep if r < args.sweep_repeats else [])) if decodes[name] else []
+        return measure(s, trains[name], train_batches, args.warmup_steps, cells)
+
+    def line(name, m):
+        return (f"{name:<22s} " + (f"train {m['train_tok_s']:8,.0f} tok/s  " if "train_tok_s" in m else "")
+                + "  ".join(f"{c.key} {m[c.key]:.2f}" for c in grid if c.key in m))
+
+    t_repeat = time.time()
+
+    def estimate(r, results):
         if r == 0 and args.repeats > 1:
             sweep_s = sum(sum(int(b["nsentences"]) for b in c.batches) / m[c.key]
                           for m in (results[n][0] for n in systems) for c in sweep if c.key in m)
             per_repeat = time.time() - t_repeat - (sweep_s if args.sweep_repeats == 1 else 0)
             print(f"   ({time.time() - t_start:.0f} s so far; about {(args.repeats - 1) * per_repeat:.0f} s "
                   f"to go for the remaining {args.repeats - 1} repeat(s))", flush=True)
-    return results
+
+    return interleaved(systems, args.repeats, measure_one, line, after_repeat=estimate)

@@ -7,16 +7,18 @@ no threshold is written in report code.
 """
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 # Families: which report evaluates the row.
 LRN_FAMILY = "lrn"                   # --size tiny / iwslt / wmt: LRN vs lstm vs transformer
 TRANSFORMER_FAMILY = "transformer"   # --size transformer-*: transformer_lrn vs transformer
+DECODING_FAMILY = "decoding"         # benchmark_decoding.py: trained checkpoints, CTranslate2 / fairseq-generate / fast
 
 # Metrics.
 TRAIN = "train tok/s"                # ratios["a/b"]["train_tok_s"] >= threshold
 SENT = "sent/s"                      # ratios["a/b"][key] >= threshold, every generation config key
 BLEU_DIFF = "BLEU"                   # quality BLEU(a) - BLEU(b) >= threshold (same wall-clock budget)
+BLEU_CELLS = "BLEU of the output"    # bleu[a][cell] - bleu[b][cell] >= threshold, every test-set cell
 
 # ``numerator`` of a BLEU row: the run's primary LRN (fused, else cpu, else reference).
 PRIMARY_LRN = "primary-lrn"
@@ -33,11 +35,18 @@ class Target:
     device: Optional[str] = None      # applies on this --device only (None: any)
     length: Optional[int] = None      # sent/s at this forced length only (None: every length)
     set_at_size: Optional[str] = None  # the --size it was set at: other sizes get a note
+    cells: Tuple[str, ...] = ()       # only the keys holding all these parts ("beam5", "b32", "t2"; () = all)
 
     def as_table_row(self) -> dict:
         """The row as the transformer-* report's ``targets_table`` lists it."""
-        return {"numerator": self.numerator, "denominator": self.denominator, "metric": self.metric,
-                "ratio": self.threshold, "length": self.length}
+        row = {"numerator": self.numerator, "denominator": self.denominator, "metric": self.metric,
+               "ratio": self.threshold, "length": self.length}
+        return {**row, "cells": list(self.cells)} if self.cells else row
+
+    def applies_to(self, key: str) -> bool:
+        """Whether the generation key ``key`` is one of this target's cells."""
+        parts = key.split("_")
+        return (self.length is None or key.endswith(f"_L{self.length}")) and all(c in parts for c in self.cells)
 
 
 TARGETS = (
@@ -52,6 +61,18 @@ TARGETS = (
     Target(TRANSFORMER_FAMILY, "transformer-lrn", "transformer", SENT, 1.3, length=150),
     Target(TRANSFORMER_FAMILY, "transformer-lrn-dec2", "transformer", SENT, 1.9),
     Target(TRANSFORMER_FAMILY, "transformer-lrn", "transformer", TRAIN, 1.0),
+    # decoding on a CPU, 2 threads (issue 20): the fast command against CTranslate2's fastest mode ...
+    Target(DECODING_FAMILY, "transformer-lrn/fast-best", "transformer/ct2-best", SENT, 1.3, cells=("beam5", "b32", "t2")),
+    Target(DECODING_FAMILY, "transformer-lrn/fast-best", "transformer/ct2-best", SENT, 1.0, cells=("beam5", "b1", "t2")),
+    Target(DECODING_FAMILY, "transformer-lrn-dec2/fast-best", "transformer-dec2/ct2-best", SENT, 1.3,
+           cells=("beam5", "b32", "t2")),
+    Target(DECODING_FAMILY, "lrn/fast-best", "transformer/ct2-best", SENT, 2.0, cells=("beam5", "b32", "t2")),
+    # ... and against fairseq-generate on the same checkpoint
+    *(Target(DECODING_FAMILY, f"{m}/fast-best", f"{m}/fairseq-generate", SENT, ratio, cells=(batch, "t2"))
+      for m in ("transformer-lrn", "transformer-lrn-dec2", "lrn") for batch, ratio in (("b32", 1.8), ("b1", 1.5))),
+    # every quantized mode within 0.3 BLEU of fp32 on real text
+    *(Target(DECODING_FAMILY, f"{m}/fast-int8", f"{m}/fast-fp32", BLEU_CELLS, -0.3)
+      for m in ("transformer-lrn", "transformer-lrn-dec2", "lrn")),
 )
 
 
@@ -68,6 +89,15 @@ def _label(family: str, metric: str, key: Optional[str]) -> str:
     if key is None:
         return metric
     return f"{key} {metric}" if family == LRN_FAMILY else f"{metric} {key}"
+
+
+def _bleu_cell_rows(t: Target, report: dict) -> List[dict]:
+    """BLEU(numerator) - BLEU(denominator) of every test-set cell both were scored on."""
+    bleu = report.get("bleu") or {}
+    a, b = bleu.get(t.numerator, {}), bleu.get(t.denominator, {})
+    return [{"what": f"{t.metric} {key}: {t.numerator} - {t.denominator}", "value": a[key] - b[key],
+             "target": t.threshold, "met": a[key] - b[key] >= t.threshold}
+            for key in a if key in b and t.applies_to(key)]
 
 
 def _bleu_row(t: Target, report: dict) -> Optional[dict]:
@@ -98,6 +128,8 @@ def evaluate(report: dict, family: str, device: Optional[str] = None, size: Opti
         if t.metric == BLEU_DIFF:
             row = _bleu_row(t, report)
             new = [row] if row else []
+        elif t.metric == BLEU_CELLS:
+            new = _bleu_cell_rows(t, report)
         else:
             r = ratios.get(f"{t.numerator}/{t.denominator}")
             if r is None:
@@ -105,7 +137,7 @@ def evaluate(report: dict, family: str, device: Optional[str] = None, size: Opti
             if t.metric == TRAIN:
                 keys = ["train_tok_s"]
             else:
-                keys = [k for k in gen_keys if t.length is None or k.endswith(f"_L{t.length}")]
+                keys = [k for k in gen_keys if t.applies_to(k)]
             for key in keys:
                 if key in r:
                     where = _label(family, t.metric, None if key == "train_tok_s" else key)

@@ -17,7 +17,7 @@ from fairseq_lrn.atomic_files import write_json
 from fairseq_lrn.tools.data_bin import build_data_bin
 
 from .lm_systems import build_systems
-from .machine import machine_info
+from .harness import machine_info
 from .systems import System
 
 
@@ -25,9 +25,8 @@ from .systems import System
 
 def prepare(train: str, valid: str, work: str, lang: str, merges: int, max_lines: int) -> str:
     """Tokenize + BPE + binarize ``train``/``valid`` into ``work/prep-<key>/bin``; return it.
-    The key hashes the inputs (path, size, mtime) and settings, so a rerun reuses the result.
-    Needs ``data-prep/`` on ``sys.path`` (for ``text_processing``)."""
-    import text_processing as text  # data-prep/text_processing.py
+    The key hashes the inputs (path, size, mtime) and settings, so a rerun reuses the result."""
+    from ..prep import text
 
     key = hashlib.sha1(json.dumps([[(p, os.path.getsize(p), os.path.getmtime(p)) for p in (train, valid)],
                                    lang, merges, max_lines]).encode()).hexdigest()[:10]

@@ -1,13 +1,10 @@
 """``--size transformer-*``: the report (its JSON dict, markdown tables, PNG)."""
 
-import datetime
-import os
-import sys
 from dataclasses import asdict
 from typing import Dict, List
 
-from .machine import machine_info
-from .stats import fmt_spread, keys_in_both, ratio_cell, ratio_table, summary
+from .harness import report_head
+from .stats import fmt_spread, keys_in_both, print_targets, ratio_cell, ratio_table, summary
 from .targets import TRANSFORMER_FAMILY, family_targets
 from .transformer_lrn_systems import BASELINE, PAIRS, system_shape
 
@@ -18,9 +15,7 @@ def build_report(args, argv, *, p, data_bin: str, vocab: int, share_all: bool, s
     """The run's numbers: config, per-system summaries over the repeats, per-repeat ratios of
     :data:`PAIRS`, ms per output token of the sweep, the decoder states, the targets' table."""
     report = {
-        "command": " ".join([os.path.basename(sys.argv[0])] + (argv if argv is not None else sys.argv[1:])),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(args),
+        **report_head(args, argv),
         "config": {"size": args.size, "preset": asdict(p), "device": args.device, "repeats": args.repeats,
                    "train_steps": args.train_steps, "warmup_steps": args.warmup_steps,
                    "max_tokens": args.max_tokens, "gen_sentences_b1": args.gen_sentences_b1,
@@ -93,6 +88,16 @@ def print_report(report: dict) -> None:
             print(f"| {pair} | " + " | ".join(
                 ratio_cell(r, k) if k in r else "-"
                 for k in keys) + " |")
+    print_sweep(report)
+    print_state(report.get("state_memory"))
+    for name, why in report["skipped"].items():
+        print(f"Skipped {name}: {why}.")
+    print_targets(report["targets"])
+
+
+def print_sweep(report: dict) -> None:
+    """The time-per-output-token table (``--sweep-lengths``)."""
+    cfg = report["config"]
     sweep = report.get("time_per_token")
     if sweep:
         lengths = sweep["lengths"]
@@ -102,7 +107,10 @@ def print_report(report: dict) -> None:
         print("|---|" + "---:|" * len(lengths))
         for n, ms in sweep["ms_per_token"].items():
             print(f"| {n} | " + " | ".join(f"{v:.3f}" for v in ms) + " |")
-    state = report.get("state_memory")
+
+
+def print_state(state) -> None:
+    """The decoder-state table (bytes per sentence, measured and by formula)."""
     if state:
         any_s = next(iter(state.values()))
         print(f"\n### Decoder state per sentence at L={any_s['length']} (KiB; beam {any_s['beam']}, "
@@ -116,15 +124,6 @@ def print_report(report: dict) -> None:
             print(f"| {n} | {s['grows'] / 1024:.1f} | {s['constant'] / 1024:.2f} | {s['encoder_static'] / 1024:.1f} "
                   f"| {s['total'] / 1024:.1f} | {f['grows'] / 1024:.1f} / {f['constant'] / 1024:.2f} / "
                   f"{f['encoder_static'] / 1024:.1f} |")
-    for name, why in report["skipped"].items():
-        print(f"Skipped {name}: {why}.")
-    if report["targets"]:
-        print("\n### Targets (benchmarks, not tests; bench/targets.py TARGETS)\n")
-        print("| what | measured | target | met |\n|---|---:|---:|---|")
-        for t in report["targets"]:
-            value = "-" if t["value"] is None else f"{t['value']:.2f}x"
-            met = "not measured" if t["met"] is None else ("met" if t["met"] else "NOT met")
-            print(f"| {t['what']} | {value} | >= {t['target']:g}x | {met} |")
 
 
 def plot(report: dict, path: str) -> None:

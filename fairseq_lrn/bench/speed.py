@@ -1,10 +1,10 @@
 """``--size tiny / iwslt / wmt``: training throughput and generation speed, measured in
 interleaved repeats (``for repeat: for system:``) so that drift hits every system alike."""
 
-import time
 from typing import Dict, List
 
 from . import data
+from .harness import interleaved
 
 # (key, beam, batch size) of the generation measurements; greedy = beam 1.
 GEN_CONFIGS = (("beam5_b1", 5, 1), ("beam5_b64", 5, 64), ("greedy_b1", 1, 1), ("greedy_b64", 1, 64))
@@ -54,13 +54,6 @@ def run_repeats(systems: Dict[str, object], train_batches, gen_sets, args) -> Di
     cuda = args.device == "cuda"
     for s in systems.values():
         warm_up(s, train_batches, args.warmup_steps, gen_sets, cuda)
-    results: Dict[str, List[dict]] = {n: [] for n in systems}
-    for r in range(args.repeats):
-        for name, s in systems.items():
-            t0 = time.perf_counter()
-            m = measure(s, train_batches, args.warmup_steps, gen_sets)
-            results[name].append(m)
-            print(f"   repeat {r + 1}/{args.repeats} {name:<14s} train {m['train_tok_s']:9,.0f} tok/s  "
-                  + "  ".join(f"{k} {m[k]:7.1f}" for k in gen_sets)
-                  + f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
-    return results
+    return interleaved(systems, args.repeats, lambda r, name, s: measure(s, train_batches, args.warmup_steps, gen_sets),
+                       line=lambda name, m: f"{name:<14s} train {m['train_tok_s']:9,.0f} tok/s  "
+                       + "  ".join(f"{k} {m[k]:7.1f}" for k in gen_sets))

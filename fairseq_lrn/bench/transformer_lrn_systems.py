@@ -7,6 +7,7 @@ from typing import Dict, List, Optional, Tuple
 
 from fairseq_lrn.tools import user_dir
 
+from .shapes import transformer_flags
 from .systems import System, count_model_params
 
 SYSTEMS = ("transformer", "transformer-lrn", "transformer-dec2", "transformer-lrn-dec2", "transformer-lrn-wide")
@@ -69,10 +70,7 @@ def common_args(args, p: TPreset, data_bin: str, langs: Tuple[Optional[str], Opt
 
 
 def arch_args(arch: str, p: TPreset, decoder_layers: int, decoder_ffn: int) -> List[str]:
-    return ["--arch", arch, "--encoder-embed-dim", str(p.embed), "--decoder-embed-dim", str(p.embed),
-            "--encoder-ffn-embed-dim", str(p.ffn), "--decoder-ffn-embed-dim", str(decoder_ffn),
-            "--encoder-layers", str(p.encoder_layers), "--decoder-layers", str(decoder_layers),
-            "--encoder-attention-heads", str(p.heads), "--decoder-attention-heads", str(p.heads)]
+    return ["--arch", arch, *transformer_flags(p.embed, p.ffn, p.heads, p.encoder_layers, decoder_layers, decoder_ffn)]
 
 
 def system_shape(name: str, p: TPreset) -> Tuple[bool, int]:

@@ -53,6 +53,18 @@ def ratio_cell(r: dict, key: str) -> str:
     return f"{r[key]:.2f} ({r['spread'][key][0]:.2f}-{r['spread'][key][1]:.2f})"
 
 
+def print_targets(rows: List[dict], unit: str = "x") -> None:
+    """The targets' table of a report: what, measured, target (``unit`` after each number), met."""
+    if not rows:
+        return
+    print("\n### Targets (benchmarks, not tests; bench/targets.py TARGETS)\n")
+    print("| what | measured | target | met |\n|---|---:|---:|---|")
+    for t in rows:
+        value = "-" if t["value"] is None else f"{t['value']:.2f}{unit}"
+        met = "not measured" if t["met"] is None else ("met" if t["met"] else "NOT met")
+        print(f"| {t['what']} | {value} | >= {t['target']:g}{unit} | {met} |")
+
+
 def keys_in_both(results: Dict[str, List[dict]], a: str, b: str) -> Sequence[str]:
     """The measurement keys of the first repeat of both ``a`` and ``b``, sorted."""
     return sorted({k for m in results.get(a, [])[:1] for k in m} & {k for m in results.get(b, [])[:1] for k in m})

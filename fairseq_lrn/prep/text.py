@@ -1,32 +1,31 @@
-"""Text steps of the WMT14 preparation: Moses normalisation and tokenization, cleaning, subwords."""
+"""Text steps of a corpus preparation (the WMT14 one, the quality race's, the LM benchmark's): Moses
+normalisation and tokenization, cleaning, subwords (subword-nmt BPE, sentencepiece)."""
 
 import multiprocessing
 from itertools import islice
 from pathlib import Path
 
-import regex
-from tqdm import tqdm
+from ..atomic_files import atomic_outputs
 
-from fairseq_lrn.atomic_files import atomic_outputs
-from prep_io import PrepError, open_text, read_lines, write_lines
+from .io import PrepError, open_text, read_lines, write_lines
 
 
 class MosesPreprocessor:
     """The Moses pipeline in Python: normalize-punctuation, remove-non-printing-char, tokenizer -a."""
 
-    _NON_PRINTING = regex.compile(r"\p{C}")
-    _SPACES = regex.compile(r"\s+")
-
     def __init__(self, lang):
+        import regex
         from sacremoses import MosesPunctNormalizer, MosesTokenizer
+
+        self._non_printing, self._spaces = regex.compile(r"\p{C}"), regex.compile(r"\s+")
 
         self.normalizer = MosesPunctNormalizer(lang=lang)
         self.tokenizer = MosesTokenizer(lang=lang)
 
     def __call__(self, line):
-        line = self._NON_PRINTING.sub(" ", self.normalizer.normalize(line))
+        line = self._non_printing.sub(" ", self.normalizer.normalize(line))
         # Any other line or paragraph separator would split the line in later tools.
-        line = self._SPACES.sub(" ", line).strip()
+        line = self._spaces.sub(" ", line).strip()
         return self.tokenizer.tokenize(line, aggressive_dash_splits=True, return_str=True, escape=True)
 
 
@@ -69,6 +68,8 @@ def _call_worker(line):
 
 def parallel_map(fn, lines, workers, total, desc):
     """Yield fn(line) for each line, in order, on `workers` processes, with a progress bar."""
+    from tqdm import tqdm
+
     lines = iter(lines)
     with tqdm(total=total, unit=" lines", desc=desc, mininterval=2) as bar:
         if workers <= 1:

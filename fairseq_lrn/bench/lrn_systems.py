@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 from fairseq_lrn.tools import user_dir
 
 from . import data
+from .shapes import rnn_flags, transformer_flags
 from .systems import System, build_model, count_params
 
 DEFAULT_SYSTEMS = ("lrn-fused", "lrn-cpu", "lrn-reference", "lstm", "transformer")
@@ -90,10 +91,7 @@ def common_args(args, preset: Preset, data_bin: str, share_all: bool, max_tokens
 
 
 def rnn_dims(p: Preset) -> List[str]:
-    return ["--encoder-embed-dim", str(p.embed), "--decoder-embed-dim", str(p.embed),
-            "--decoder-out-embed-dim", str(p.embed), "--encoder-hidden-size", str(p.hidden),
-            "--decoder-hidden-size", str(p.hidden), "--encoder-layers", str(p.encoder_layers),
-            "--decoder-layers", str(p.decoder_layers), "--encoder-bidirectional"]
+    return rnn_flags(p.embed, p.hidden, p.encoder_layers, p.decoder_layers, bidirectional=True)
 
 
 def transformer_layer_params(E: int, F: int) -> int:
@@ -142,12 +140,8 @@ def make_specs(args, preset: Preset, data_bin: str, share_all: bool, max_tokens:
         elif name == "transformer":
             layers, ffn = transformer_shape
             heads = max(2, preset.embed // 64)
-            specs.append(Spec(name, base + [
-                "--arch", "transformer", "--encoder-embed-dim", str(preset.embed),
-                "--decoder-embed-dim", str(preset.embed), "--encoder-ffn-embed-dim", str(ffn),
-                "--decoder-ffn-embed-dim", str(ffn), "--encoder-layers", str(layers),
-                "--decoder-layers", str(layers), "--encoder-attention-heads", str(heads),
-                "--decoder-attention-heads", str(heads)],
+            specs.append(Spec(name, base + ["--arch", "transformer",
+                                            *transformer_flags(preset.embed, ffn, heads, layers, layers)],
                 f"fairseq transformer {layers}+{layers} layers, dim {preset.embed}, ffn {ffn}, {heads} heads "
                 "(sized to LRN's parameter count)"))
     return specs

@@ -1,5 +1,5 @@
-"""Helpers shared by the preparation steps (data-prep/prepare_wmt14.py and the quality race's
-corpus preparation): resumable steps, line I/O and alignment checks.
+"""Helpers shared by the preparation steps (the WMT14 preparation, :mod:`.wmt14`, and the quality
+race's corpus preparation): resumable steps, line I/O and alignment checks.
 
 Outputs are written through :func:`fairseq_lrn.atomic_files.atomic_outputs` (a temporary name,
 renamed into place when complete), the one way fairseq-lrn writes files atomically."""
@@ -7,7 +7,7 @@ renamed into place when complete), the one way fairseq-lrn writes files atomical
 import json
 import time
 
-from fairseq_lrn.atomic_files import atomic_outputs
+from ..atomic_files import atomic_outputs
 
 
 class PrepError(Exception):

@@ -1,19 +1,13 @@
 """The systems raced (name -> fairseq-train architecture flags) and the training recipe they share,
 as data; see ``scripts/quality_race.py`` for why the recipe is what it is."""
 
+from ..shapes import rnn_flags, transformer_flags
+
 # The systems: name -> architecture flags. "args" is the real size, "tiny" the --tiny size.
-_LRN = ["--arch", "lrn", "--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-dim", "256",
-        "--decoder-embed-dim", "256", "--encoder-hidden-size", "512", "--decoder-hidden-size", "512",
-        "--decoder-out-embed-dim", "256", "--share-all-embeddings"]
-_LRN_TINY = ["--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32",
-             "--decoder-embed-dim", "32", "--encoder-hidden-size", "64", "--decoder-hidden-size", "64",
-             "--decoder-out-embed-dim", "32"]
-_TRANSFORMER = ["--encoder-embed-dim", "256", "--decoder-embed-dim", "256", "--encoder-ffn-embed-dim", "1024",
-                "--decoder-ffn-embed-dim", "1024", "--encoder-attention-heads", "4", "--decoder-attention-heads", "4",
-                "--encoder-layers", "6", "--decoder-layers", "6", "--share-all-embeddings"]
-_TRANSFORMER_TINY = ["--encoder-embed-dim", "32", "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
-                     "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "2",
-                     "--decoder-attention-heads", "2", "--encoder-layers", "1", "--decoder-layers", "1"]
+_LRN = ["--arch", "lrn", *rnn_flags(256, 512, 2, 2), "--share-all-embeddings"]
+_LRN_TINY = rnn_flags(32, 64, 1, 1)
+_TRANSFORMER = [*transformer_flags(256, 1024, 4, 6, 6), "--share-all-embeddings"]
+_TRANSFORMER_TINY = transformer_flags(32, 64, 2, 1, 1)
 SYSTEMS = {
     "transformer": {
         "args": ["--arch", "transformer", *_TRANSFORMER],
@@ -32,9 +26,7 @@ SYSTEMS = {
         "tiny": _LRN_TINY,
         "note": "fairseq_lrn lrn, 2+2 layers, embed 256, hidden 512, general (Luong) attention"},
     "lstm": {
-        "args": ["--arch", "lstm", "--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-dim", "256",
-                 "--decoder-embed-dim", "256", "--encoder-hidden-size", "512", "--decoder-hidden-size", "512",
-                 "--decoder-out-embed-dim", "256", "--encoder-bidirectional", "--share-all-embeddings"],
+        "args": ["--arch", "lstm", *rnn_flags(256, 512, 2, 2, bidirectional=True), "--share-all-embeddings"],
         "tiny": _LRN_TINY,
         "note": "fairseq lstm, 2+2 layers, embed 256, hidden 512 (per direction; bidirectional encoder), "
                 "input feeding + attention"},

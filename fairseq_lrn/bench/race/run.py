@@ -6,11 +6,10 @@ import shutil
 import subprocess
 import time
 
-import evaluate  # scripts/evaluate.py
-from fairseq_lrn.errors import GenerateOutputError
-from fairseq_lrn.tools import user_dir
-from fairseq_lrn.tools.generate_output import hypotheses_in_order, parse_generate_output
-from fairseq_lrn.tools.run import fairseq_command, run_fairseq
+from ...errors import GenerateOutputError
+from ...tools import scoring, user_dir
+from ...tools.generate_output import hypotheses_in_order, parse_generate_output
+from ...tools.run import fairseq_command, run_fairseq
 
 from .common import log
 from .systems import SYSTEMS, override, recipe
@@ -69,7 +68,7 @@ def run_system(name, args, data, cuda, env):
         return result
     if m := _TRANSLATED.search(proc.stdout + proc.stderr):
         result["decode_seconds"] = float(m[3])
-    try:  # the rule scripts/evaluate.py reads them by: every id 0 .. n-1, D- lines before H- lines
+    try:  # the rule fairseq_lrn.tools.scoring reads them by: every id 0 .. n-1, D- lines before H- lines
         translated, _ = hypotheses_in_order(parse_generate_output(proc.stdout), what=str(hyp_path))
     except GenerateOutputError as exc:
         result["error"] = str(exc)
@@ -79,8 +78,8 @@ def run_system(name, args, data, cuda, env):
                            f"sentences ({hyp_path})")
         return result
     try:
-        score = evaluate.evaluate(hyp_path, [data["test_references"]], lang=args.tgt, bpe="none", detok="moses")
-    except evaluate.EvalError as exc:
+        score = scoring.score_file(hyp_path, [data["test_references"]], lang=args.tgt, bpe="none", detok="moses")
+    except scoring.EvalError as exc:
         result["error"] = str(exc)
         return result
     result.update(bleu=round(score["bleu"]["score"], 2), chrf=round(score["chrf"]["score"], 2),

@@ -7,10 +7,9 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
+from ..atomic_files import atomic_outputs
 
-from fairseq_lrn.atomic_files import atomic_outputs
-from prep_io import PrepError, count_lines, open_text
+from .io import PrepError, count_lines, open_text
 
 URLS = {
     "training-parallel-europarl-v7.tgz": "http://statmt.org/wmt13/training-parallel-europarl-v7.tgz",
@@ -72,6 +71,8 @@ def fetch(archive, raw_dir, download_dir):
 
 
 def _download(url, dest):
+    from tqdm import tqdm
+
     try:
         with urllib.request.urlopen(url) as resp, open(dest, "wb") as out:
             size = int(resp.headers.get("Content-Length") or 0) or None
@@ -89,6 +90,8 @@ def extract(archive_path, corpora, out_dir):
     The archive is streamed once, to its end, so that a truncated file is always noticed.
     Lines are split on "\\n" only; SGML members become one segment per line. Each pair must align.
     """
+    from tqdm import tqdm
+
     wanted = {member: (Path(out_dir) / f"{c.name}.{lang}", c.sgml)
               for c in corpora for lang, member in c.members.items()}
     found = set()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Prepare WMT14 English-German (en->de) for fairseq, as in the LRN paper.
 
 Steps, each resumable: extract (train: Europarl v7 + CommonCrawl + News Commentary v9;
@@ -23,10 +22,10 @@ import os
 import sys
 from pathlib import Path
 
-import text_processing as text
-import wmt14_sources as sources
-from fairseq_lrn.tools.data_bin import build_data_bin
-from prep_io import PrepError, StepRunner, check_aligned, count_lines
+from ..tools.data_bin import build_data_bin
+from . import text
+from . import wmt14_sources as sources
+from .io import PrepError, StepRunner, check_aligned, count_lines
 
 SRC, TGT = "en", "de"
 STEPS = ("extract", "tokenize", "clean", "learn-subwords", "apply-subwords", "binarize")
@@ -44,8 +43,8 @@ def log(msg):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="prepare-wmt14en2de.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="The shell front runs this with $PYTHON (default: python); fairseq-preprocess runs with the\n"
-               "same interpreter. The upstream archives:\n  " + "\n  ".join(sources.URLS.values()))
+        epilog="The shell front runs `$PYTHON -m fairseq_lrn.prep.wmt14` (default: python); fairseq-preprocess runs\n"
+               "with the same interpreter. The upstream archives:\n  " + "\n  ".join(sources.URLS.values()))
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory (created if missing)")
     p.add_argument("--raw-dir", type=Path, metavar="RAW",
                    help="directory holding the upstream archives under their upstream names ("

@@ -7,6 +7,5 @@
 * :mod:`.train_log`: the numbers of a fairseq-train log;
 * :mod:`.report`: the markdown table and the JSON report.
 
-Importing this package does nothing; its modules expect ``scripts/``, ``data-prep/`` and the
-repository root on ``sys.path`` (the entry point ``scripts/quality_race.py`` puts them there).
+Importing this package does nothing.
 """

@@ -1,12 +1,9 @@
 """``--size tiny / iwslt / wmt``: the report (its JSON dict, markdown tables, PNG)."""
 
-import datetime
-import os
-import sys
 from dataclasses import asdict
 from typing import Dict, List
 
-from .machine import machine_info
+from .harness import report_head
 from .speed import GEN_CONFIGS
 from .stats import fmt, fmt_spread, ratio_cell, ratio_table, summary
 
@@ -18,9 +15,7 @@ def build_report(args, argv, *, preset, data_bin: str, systems: Dict[str, object
     (against lstm, lrn-reference, and oLRN against its LRN)."""
     tokens = [int(b["ntokens"]) for b in train_batches]
     report = {
-        "command": " ".join([os.path.basename(sys.argv[0])] + (argv if argv is not None else sys.argv[1:])),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(args),
+        **report_head(args, argv),
         "config": {"size": args.size, "preset": asdict(preset), "device": args.device,
                    "repeats": args.repeats, "train_steps": args.train_steps,
                    "warmup_steps": args.warmup_steps, "max_tokens": args.max_tokens,

@@ -85,13 +85,13 @@ def dictionaries_joined(data_bin: str, src: str = SRC, tgt: str = TGT) -> bool:
         return False
 
 
-def infer_langs(data_bin: str):
-    """(source, target) of a data-bin's ``train.{src}-{tgt}.{lang}.idx`` files, or (None, None)."""
+def infer_langs(data_bin: str, split: str = "train"):
+    """(source, target) of a data-bin's ``{split}.{src}-{tgt}.{lang}.idx`` files, or (None, None)."""
     import glob
     import re
 
-    for path in sorted(glob.glob(os.path.join(data_bin, "train.*-*.*.idx"))):
-        m = re.match(r"train\.([^.-]+)-([^.-]+)\.([^.]+)\.idx$", os.path.basename(path))
+    for path in sorted(glob.glob(os.path.join(data_bin, f"{split}.*-*.*.idx"))):
+        m = re.match(rf"{split}\.([^.-]+)-([^.-]+)\.([^.]+)\.idx$", os.path.basename(path))
         if m and m.group(3) == m.group(1):
             return m.group(1), m.group(2)
     return None, None

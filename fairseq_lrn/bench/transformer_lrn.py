@@ -21,16 +21,12 @@ This module holds the family's options and its run; the systems and presets are 
 """
 
 import argparse
-import os
-import tempfile
-import time
 from typing import Dict
 
 import torch
 
 from . import data, transformer_lrn_report, transformer_lrn_speed
-from .machine import load_average
-from .report import finish_report
+from .harness import finish_report, start_run
 from .targets import TRANSFORMER_FAMILY, evaluate
 from .transformer_lrn_systems import DECODE_SYSTEMS, PRESETS, SYSTEMS, TRAIN_SYSTEMS, build_systems
 
@@ -82,14 +78,8 @@ def finish_args(parser, args) -> None:
 
 def main(args, argv=None) -> dict:
     p = PRESETS[args.size]
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    t_start = time.time()
-    load_start = load_average()
-    if load_start and args.device == "cpu" and load_start[0] > 0.5 * (os.cpu_count() or 1):
-        print(f"!! load average {load_start[0]:.1f} on {os.cpu_count()} cores: timings will be noisy")
-    work = args.work_dir or tempfile.mkdtemp(prefix="lrn-bench-")
-    os.makedirs(work, exist_ok=True)
+    start = start_run(args)
+    t_start, work = start["t_start"], start["work"]
     if args.data:
         data_bin = args.data
         inferred = data.infer_langs(data_bin)
@@ -137,6 +127,6 @@ def main(args, argv=None) -> dict:
     for s in systems.values():
         s.close()
     report["targets"] = evaluate(report, TRANSFORMER_FAMILY)
-    return finish_report(report, args, t_start=t_start, load_start=load_start,
+    return finish_report(report, args, t_start=t_start, load_start=start["load_start"],
                          print_report=transformer_lrn_report.print_report, plot=transformer_lrn_report.plot)
 

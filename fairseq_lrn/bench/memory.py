@@ -1,7 +1,7 @@
 """Peak training memory of a system, measured in a fresh process (nothing else allocated there).
 
 :func:`peak_memory_in_fresh_process` (the benchmark's side) writes the system's argv and batches
-to files and runs this module (``python -m bench.memory SPEC.json``) in a new interpreter, where
+to files and runs this module (``python -m fairseq_lrn.bench.memory SPEC.json``) in a new interpreter, where
 :func:`measure_peak_memory` builds the system, trains on the batches and prints the peak.
 """
 
@@ -15,18 +15,14 @@ from typing import List, Optional
 
 import torch
 
-SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REPO = os.path.dirname(SCRIPTS)
+from .shapes import rnn_flags, transformer_flags
+
+# The folder holding this fairseq_lrn: the fresh process imports the same package.
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MARK = "MEMORY_PROBE "
 
 # Arguments appended to a system's argv to make a throw-away miniature of it (same code paths).
-MINIATURE = {
-    "rnn": ["--encoder-embed-dim", "8", "--decoder-embed-dim", "8", "--decoder-out-embed-dim", "8",
-            "--encoder-hidden-size", "8", "--decoder-hidden-size", "8"],
-    "transformer": ["--encoder-embed-dim", "8", "--decoder-embed-dim", "8", "--encoder-ffn-embed-dim", "8",
-                    "--decoder-ffn-embed-dim", "8", "--encoder-attention-heads", "2",
-                    "--decoder-attention-heads", "2"],
-}
+MINIATURE = {"rnn": rnn_flags(8, 8), "transformer": transformer_flags(8, 8, 2)}
 
 
 def miniature_argv(argv: List[str]) -> List[str]:
@@ -107,8 +103,8 @@ def peak_memory_in_fresh_process(system_name: str, argv: List[str], batches, dev
     with open(spec, "w") as f:
         json.dump({"name": system_name, "argv": argv, "batches": path, "device": device,
                    "threads": threads}, f)
-    pythonpath = os.pathsep.join([SCRIPTS, REPO] + [p for p in [os.environ.get("PYTHONPATH")] if p])
-    proc = subprocess.run([sys.executable, "-m", "bench.memory", spec], capture_output=True, text=True,
+    pythonpath = os.pathsep.join([PACKAGE_ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    proc = subprocess.run([sys.executable, "-m", "fairseq_lrn.bench.memory", spec], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": pythonpath})
     for line in proc.stdout.splitlines():
         if line.startswith(MARK):
@@ -117,11 +113,11 @@ def peak_memory_in_fresh_process(system_name: str, argv: List[str], batches, dev
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    from .fairseq_setup import quiet_fairseq
+    from .harness import quiet_fairseq
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        sys.exit("usage: python -m bench.memory SPEC.json")
+        sys.exit("usage: python -m fairseq_lrn.bench.memory SPEC.json")
     quiet_fairseq()
     print(MARK + json.dumps(measure_peak_memory(argv[0])))
 

@@ -2,18 +2,49 @@
 (training and generation, interleaved repeats), ``--profile``, peak memory (a fresh process per
 system), ``--quality``, then the report with its targets."""
 
+import importlib.util
 import os
-import tempfile
-import time
 from typing import Dict
 
 import torch
 
 from . import data, lrn_report, memory, profiling, quality, speed
-from .lrn_systems import PRESETS, build_systems
-from .machine import load_average
-from .report import finish_report
+from .harness import finish_report, start_run
+from .lrn_systems import ALL_SYSTEMS, DEFAULT_SYSTEMS, PRESETS, build_systems
 from .targets import LRN_FAMILY, evaluate, primary_lrn
+
+
+def finish_args(parser, args) -> None:
+    """Check ``benchmark_models.py``'s options for ``--size tiny / iwslt / wmt`` and fill in the
+    preset's defaults (``--quick``: 1 repeat, 2 timed steps, few sentences)."""
+    from . import transformer_lrn as tl
+
+    if args.sweep_lengths is not None or args.state_length or args.no_wide:
+        parser.error("--sweep-lengths / --state-length / --no-wide need a transformer-* --size")
+    if args.systems is None:
+        args.systems = list(DEFAULT_SYSTEMS)
+    bad = [n for n in args.systems if n not in ALL_SYSTEMS]
+    if bad:
+        parser.error(f"systems {bad} need a transformer-* --size ({', '.join(tl.PRESETS)})")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device")
+    if args.data and not os.path.isdir(args.data):
+        parser.error(f"--data {args.data!r} is not a directory")
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--plot needs matplotlib: pip install matplotlib")
+    if args.fp16 and args.device != "cuda":
+        parser.error("--fp16 needs --device cuda")
+    preset, dev = PRESETS[args.size], args.device
+    args.max_tokens = args.max_tokens or preset.max_tokens[dev]
+    args.train_steps = args.train_steps or preset.train_steps[dev]
+    args.gen_sentences_b1 = args.gen_sentences_b1 or preset.gen_b1[dev]
+    args.gen_sentences_b64 = args.gen_sentences_b64 or preset.gen_b64[dev]
+    args.quality_max_tokens = args.quality_max_tokens or preset.quality_max_tokens
+    if args.quick:
+        args.repeats, args.train_steps = 1, min(args.train_steps, 2)
+        args.gen_sentences_b1, args.gen_sentences_b64 = min(args.gen_sentences_b1, 2), 64
 
 
 def speed_data(args, preset, work: str):
@@ -28,27 +59,13 @@ def speed_data(args, preset, work: str):
     return data_bin, preset.share_all
 
 
-def warn_if_loaded(load_start, threads) -> None:
-    if load_start:
-        load, cores = load_start[0], os.cpu_count() or 1
-        if load > 0.5 * cores:
-            print(f"!! load average {load:.1f} on {cores} cores: other jobs share this machine, timings "
-                  "will be noisy" + ("" if threads == 1 else
-                                     "; with fewer free cores than threads, --threads 1 may be faster"))
-
-
 def run(args, argv=None) -> dict:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
-    t_start = time.time()
-    load_start = load_average()
-    if args.device == "cpu":
-        warn_if_loaded(load_start, args.threads)
+    start = start_run(args, load_note="other jobs share this machine, timings will be noisy" + (
+        "" if args.threads == 1 else "; with fewer free cores than threads, --threads 1 may be faster"))
+    work = start["work"]
     preset = PRESETS[args.size]
-    work = args.work_dir or tempfile.mkdtemp(prefix="lrn-bench-")
-    os.makedirs(work, exist_ok=True)
     data_bin, share_all = speed_data(args, preset, work)
     print(f"== data: {data_bin}" + ("" if args.data else " (synthetic: random Zipfian tokens, for speed only)"))
 
@@ -93,5 +110,5 @@ def run(args, argv=None) -> dict:
     if args.quality:
         report["quality"] = quality.run_quality(args, preset, work, skipped)
     report["targets"] = evaluate(report, LRN_FAMILY, args.device, args.size)
-    return finish_report(report, args, t_start=t_start, load_start=load_start,
+    return finish_report(report, args, t_start=start["t_start"], load_start=start["load_start"],
                          print_report=lrn_report.print_report, plot=lrn_report.plot)

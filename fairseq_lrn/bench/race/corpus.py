@@ -4,10 +4,10 @@ in WORK/.done/STEP.json with its settings)."""
 
 from pathlib import Path
 
-import evaluate  # scripts/evaluate.py
-import text_processing as text  # data-prep/text_processing.py
-from fairseq_lrn.tools.data_bin import build_data_bin
-from prep_io import StepRunner, read_lines  # data-prep/prep_io.py
+from ...prep import text
+from ...prep.io import StepRunner, read_lines
+from ...tools.data_bin import build_data_bin
+from ...tools.scoring import detokenize, sacrebleu_score
 
 from .common import RaceError, log
 
@@ -123,10 +123,8 @@ def prepare(args, files):
     # BLEU of the tokenized test references detokenized again against the raw ones: the ceiling that
     # Moses tokenization + detokenization leaves (below 100 where normalisation changes characters,
     # e.g. quotes, or the detokenizer cannot restore a split such as "%s" -> "% s").
-    from sacrebleu.metrics import BLEU
-
-    roundtrip = evaluate.detokenize(list(read_lines(tok / f"test.{args.tgt}")), args.tgt)
-    ceiling = BLEU().corpus_score(roundtrip, [list(read_lines(files["test"][args.tgt]))]).score
+    roundtrip = detokenize(list(read_lines(tok / f"test.{args.tgt}")), args.tgt)
+    ceiling = sacrebleu_score(roundtrip, read_lines(files["test"][args.tgt]))
     return {"bin": str(data_bin), "vocab_size": dictionary_size(data_bin, args.src),
             "bpe_merges": args.bpe_merges, "train_pairs": train_pairs,
             "train_pairs_dropped": input_stats["train"]["pairs"] - train_pairs,

@@ -1,0 +1,201 @@
+"""The runtimes of the decoding benchmark (:mod:`.decoding_speed`). Each decodes the test set's
+BPE'd source lines with one checkpoint and one search (a :class:`Cell`) and returns the
+hypotheses (BPE removed, still Moses-tokenized) and the decoding seconds without model loading:
+
+* CTranslate2, through its Python API on a model ``ct2-fairseq-converter`` made of the checkpoint
+  (the timer runs around ``translate_batch`` only; the Translator is loaded and warmed before);
+* ``fairseq-generate`` on the data-bin's test split: its own "Translated N sentences ... in X s";
+* ``fairseq-lrn-translate`` (``python -m fairseq_lrn.translate``): its summary line.
+
+CTranslate2 is imported inside the functions (an optional extra: ``pip install .[bench]``).
+"""
+
+import hashlib
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from ..errors import GenerateOutputError
+from ..tools import user_dir
+from ..tools.generate_output import hypotheses_in_order, parse_generate_output
+from ..tools.run import run_fairseq
+from ..tools.scoring import remove_subwords
+
+#: fairseq-generate's summary: "Translated 1,266 sentences (23,456 tokens) in 12.3s (...)".
+TRANSLATED = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s")
+#: fairseq-lrn-translate's summary, the last line on its stderr.
+FAST_SUMMARY = re.compile(r"^fairseq-lrn-translate: (\d+) sentences, (\d+) tokens in ([\d.]+) s")
+#: fairseq's default maximum output length (``--max-len-a 0 --max-len-b 200``), given to CTranslate2 too.
+MAX_LEN = 200
+
+
+class DecodeError(RuntimeError):
+    """A runtime failed or returned other than one hypothesis per input line."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One search setting: beam (1 = greedy), sentences per batch, CPU threads, and ``length``:
+    None for the test set decoded freely (BLEU is scored), else every hypothesis forced to
+    exactly ``length`` tokens (min = max decoding length; speed alone)."""
+
+    beam: int
+    batch_size: int
+    threads: int
+    length: Optional[int] = None
+
+    @property
+    def key(self) -> str:
+        search = "greedy" if self.beam == 1 else f"beam{self.beam}"
+        return f"{search}_b{self.batch_size}_t{self.threads}_" + ("test" if self.length is None else f"L{self.length}")
+
+
+@dataclass
+class TestSet:
+    """The test set every runtime decodes: a data-bin (dictionaries and the binarized ``test``
+    split, for fairseq-generate), its languages, and the same sentences as BPE'd text lines."""
+
+    data_bin: str
+    source_lang: str
+    target_lang: str
+    source_file: str
+    lines: List[str]
+
+
+@dataclass
+class Decoded:
+    hypotheses: List[str]
+    seconds: float
+
+
+def _threads_env(threads: int) -> Dict[str, str]:
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+def _length_flags(cell: Cell) -> List[str]:
+    """fairseq's flags of the cell's output length (forced: ``--min-len L --max-len-a 0 --max-len-b L``)."""
+    if cell.length is None:
+        return ["--max-len-a", "0", "--max-len-b", str(MAX_LEN)]
+    return ["--min-len", str(cell.length), "--max-len-a", "0", "--max-len-b", str(cell.length)]
+
+
+def _checked(hyps: List[str], test: TestSet, what: str) -> List[str]:
+    if len(hyps) != len(test.lines):
+        raise DecodeError(f"{what} returned {len(hyps)} hypotheses for {len(test.lines)} lines of {test.source_file}")
+    return hyps
+
+
+# ----------------------------------------------------------------------------- fairseq-generate
+
+def fairseq_generate(checkpoint: str, test: TestSet, cell: Cell) -> Decoded:
+    """``fairseq-generate`` on the data-bin's test split (``--remove-bpe``, CPU, the cell's
+    threads through OMP/MKL); seconds from its "Translated ... in X s" line."""
+    argv = [test.data_bin, "--user-dir", user_dir(), "--path", checkpoint, "--gen-subset", "test",
+            "--source-lang", test.source_lang, "--target-lang", test.target_lang, "--cpu", "--remove-bpe",
+            "--beam", cell.beam, "--nbest", 1, "--batch-size", cell.batch_size, *_length_flags(cell)]
+    proc = run_fairseq("generate", *argv, capture=True, check=False, env=_threads_env(cell.threads))
+    if proc.returncode != 0:
+        raise DecodeError(f"fairseq-generate exited with {proc.returncode}:\n{proc.stderr[-2000:]}")
+    m = TRANSLATED.search(proc.stdout + proc.stderr)
+    if m is None:
+        raise DecodeError("fairseq-generate printed no 'Translated N sentences ... in X s' line")
+    try:
+        hyps, _ = hypotheses_in_order(parse_generate_output(proc.stdout), what="fairseq-generate's output")
+    except GenerateOutputError as exc:
+        raise DecodeError(str(exc)) from None
+    return Decoded(_checked(hyps, test, "fairseq-generate"), float(m[3]))
+
+
+# ----------------------------------------------------------------------------- fairseq-lrn-translate
+
+def fast_command_missing() -> Optional[str]:
+    """None when ``python -m fairseq_lrn.translate`` can run here, else why not."""
+    if importlib.util.find_spec("fairseq_lrn.translate") is None:
+        return ("fairseq_lrn.translate (the fast translation command, fairseq-lrn-translate) is not "
+                "importable in this checkout")
+    return None
+
+
+def fast_translate(checkpoint: str, test: TestSet, cell: Cell, quantize: str) -> Decoded:
+    """``python -m fairseq_lrn.translate`` on the BPE'd source file (``--remove-bpe``, CPU,
+    ``--threads``, ``--quantize``); seconds from its summary line (decoding without loading)."""
+    cmd = [sys.executable, "-m", "fairseq_lrn.translate", test.data_bin, "--path", checkpoint,
+           "--source-lang", test.source_lang, "--target-lang", test.target_lang, "--input", test.source_file,
+           "--beam", str(cell.beam), "--batch-size", str(cell.batch_size), "--threads", str(cell.threads),
+           "--quantize", quantize, "--remove-bpe", "--cpu", *_length_flags(cell)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **_threads_env(cell.threads)})
+    if proc.returncode != 0:
+        raise DecodeError(f"fairseq-lrn-translate exited with {proc.returncode}:\n{proc.stderr[-2000:]}")
+    last = proc.stderr.strip().splitlines()[-1:] or [""]
+    m = FAST_SUMMARY.match(last[0])
+    if m is None:
+        raise DecodeError(f"fairseq-lrn-translate's last stderr line is not its summary: {last[0]!r}")
+    hyps = proc.stdout.split("\n")[:-1] if proc.stdout.endswith("\n") else proc.stdout.split("\n")
+    return Decoded(_checked(hyps, test, "fairseq-lrn-translate"), float(m[3]))
+
+
+# ----------------------------------------------------------------------------- CTranslate2
+
+def ctranslate2_missing() -> Optional[str]:
+    """None when CTranslate2 is installed, else why not."""
+    if importlib.util.find_spec("ctranslate2") is None:
+        return "CTranslate2 is not installed (pip install ctranslate2, or fairseq-lrn[bench])"
+    return None
+
+
+def ct2_convert(checkpoint: str, test: TestSet, quantization: str, work: str) -> str:
+    """The CTranslate2 model of ``checkpoint``, made once in ``work`` (named by the checkpoint's
+    path, size and time) by ``ct2-fairseq-converter --quantization QUANTIZATION
+    --unsafe_deserialization`` in a subprocess: the converter unpickles the checkpoint, so only
+    checkpoints the user trained or trusts may be given."""
+    st = os.stat(checkpoint)
+    key = hashlib.sha1(repr((os.path.abspath(checkpoint), st.st_size, st.st_mtime_ns)).encode()).hexdigest()[:12]
+    out = os.path.join(work, f"ct2-{quantization}-{key}")
+    if os.path.isfile(os.path.join(out, "model.bin")):
+        return out
+    argv = ["ct2-fairseq-converter", "--model_path", checkpoint, "--data_dir", test.data_bin,
+            "--source_lang", test.source_lang, "--target_lang", test.target_lang, "--user_dir", user_dir(),
+            "--output_dir", out + ".tmp", "--quantization", quantization, "--unsafe_deserialization", "--force"]
+    proc = subprocess.run([sys.executable, "-c", "import sys; from ctranslate2.converters.fairseq import main; "
+                           "sys.argv = sys.argv[1:]; main()", *argv], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DecodeError(f"ct2-fairseq-converter failed on {checkpoint}:\n{proc.stderr[-2000:]}")
+    os.replace(out + ".tmp", out)
+    return out
+
+
+class CT2Translators:
+    """``ctranslate2.Translator`` per (model, threads), loaded and warmed (one sentence decoded)
+    before any timing: ``inter_threads=1``, ``intra_threads`` = the cell's threads."""
+
+    def __init__(self):
+        self.loaded = {}
+
+    def get(self, model_dir: str, threads: int, first_line: str):
+        if (model_dir, threads) not in self.loaded:
+            import ctranslate2
+
+            translator = ctranslate2.Translator(model_dir, device="cpu", inter_threads=1, intra_threads=threads)
+            translator.translate_batch([first_line.split()], beam_size=1, max_decoding_length=8)
+            self.loaded[(model_dir, threads)] = translator
+        return self.loaded[(model_dir, threads)]
+
+
+def ct2_translate(translators: CT2Translators, model_dir: str, test: TestSet, cell: Cell) -> Decoded:
+    """``translate_batch`` over the BPE'd tokens (sorted by length and cut into batches of the
+    cell's size by CTranslate2 itself), timed alone; the first hypothesis of each line, BPE removed."""
+    translator = translators.get(model_dir, cell.threads, test.lines[0])
+    tokens = [line.split() for line in test.lines]
+    lengths = dict(min_decoding_length=0, max_decoding_length=MAX_LEN) if cell.length is None else \
+        dict(min_decoding_length=cell.length, max_decoding_length=cell.length)
+    start = time.perf_counter()
+    results = translator.translate_batch(tokens, beam_size=cell.beam, max_batch_size=cell.batch_size,
+                                         length_penalty=1.0, **lengths)
+    seconds = time.perf_counter() - start
+    hyps = [remove_subwords(" ".join(r.hypotheses[0]), "subword_nmt") for r in results]
+    return Decoded(_checked(hyps, test, "CTranslate2"), seconds)

@@ -1,0 +1,220 @@
+"""The decoding-speed family (``scripts/benchmark_decoding.py``): how fast trained checkpoints
+translate on a CPU, with each runtime its users would deploy, in one run, interleaved.
+
+The family as data: :data:`MODELS` (the checkpoints a user gives, by the model they are, and
+the runtimes that decode that model), :data:`RUNTIMES` (how each decodes), the :class:`Cell`
+grid (beam x batch x threads x test set / forced lengths), the ratios (:func:`pairs`) and the
+targets (rows of :mod:`.targets`, family ``decoding``). The harness (:mod:`.harness`) runs the
+repeats and writes the report.
+
+A system is ``MODEL/RUNTIME`` (``transformer/ct2-int8``). Per repeat, ``MODEL/ct2-best`` and
+``MODEL/fast-best`` are the faster of that runtime's two modes in that cell (CTranslate2's
+fastest mode, the fast command's), so that ratios and targets compare against the best of each.
+"""
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+from ..atomic_files import atomic_outputs
+from ..prep.io import write_lines
+from . import decoding_runtimes as rt
+from .decoding_runtimes import Cell, TestSet
+from .harness import finish_report, interleaved, report_head, start_run, summarize
+from .stats import fmt_spread, print_targets, ratio_cell, ratio_table
+from .targets import DECODING_FAMILY, evaluate, family_targets
+
+
+@dataclass(frozen=True)
+class Runtime:
+    note: str
+    kind: str               # "ct2" | "generate" | "fast"
+    option: str = ""        # the CTranslate2 quantization / the fast command's --quantize
+
+
+RUNTIMES = {
+    "ct2-int8": Runtime("CTranslate2, int8 weights (ct2-fairseq-converter --quantization int8)", "ct2", "int8"),
+    "ct2-float32": Runtime("CTranslate2, float32", "ct2", "float32"),
+    "fairseq-generate": Runtime("fairseq-generate (SequenceGenerator)", "generate"),
+    "fast-fp32": Runtime("fairseq-lrn-translate --quantize none", "fast", "none"),
+    "fast-int8": Runtime("fairseq-lrn-translate --quantize int8", "fast", "int8"),
+}
+CT2 = ("ct2-int8", "ct2-float32")
+FAST = ("fast-fp32", "fast-int8")
+# model -> (what the checkpoint is, the runtimes that decode it, the transformer it is compared with)
+MODELS: Dict[str, Tuple[str, Tuple[str, ...], Optional[str]]] = {
+    "transformer": ("fairseq transformer, 6+6 layers", CT2 + ("fairseq-generate",), None),
+    "transformer-dec2": ("fairseq transformer, 6+2 layers (same dims)", CT2 + ("fairseq-generate",), None),
+    "transformer-lrn": ("transformer_lrn, 6+6 layers (the transformer's dims)", FAST + ("fairseq-generate",),
+                        "transformer"),
+    "transformer-lrn-dec2": ("transformer_lrn, 6+2 layers", FAST + ("fairseq-generate",), "transformer-dec2"),
+    "lrn": ("lrn (2+2, the quality race's size)", FAST + ("fairseq-generate",), "transformer"),
+}
+BEST = {"ct2-best": CT2, "fast-best": FAST}
+
+
+def make_cells(beams, batch_sizes, threads, forced_lengths, test_set: bool = True) -> List[Cell]:
+    """The grid, test set first: (test set, L ...) x threads x beams x batch sizes."""
+    lengths = ([None] if test_set else []) + list(forced_lengths)
+    return [Cell(b, n, t, L) for L in lengths for t in threads for b in beams for n in batch_sizes]
+
+
+def make_systems(checkpoints: Dict[str, str], runtimes) -> Dict[str, dict]:
+    """``{"MODEL/RUNTIME": {"model", "runtime", "checkpoint", "note"}}`` of the given checkpoints
+    and the requested runtimes that decode their model."""
+    return {f"{model}/{name}": {"model": model, "runtime": name, "checkpoint": ckpt,
+                                "note": f"{MODELS[model][0]}; {RUNTIMES[name].note}"}
+            for model, ckpt in checkpoints.items() for name in MODELS[model][1] if name in runtimes}
+
+
+def unavailable(system: dict) -> Optional[str]:
+    kind = RUNTIMES[system["runtime"]].kind
+    return {"ct2": rt.ctranslate2_missing, "fast": rt.fast_command_missing}.get(kind, lambda: None)()
+
+
+def pairs(names) -> List[Tuple[str, str]]:
+    """The ratios of the report: each LRN model's fast modes (and their best) against its own
+    fairseq-generate and against its transformer's CTranslate2 modes (and their best); each
+    transformer's CTranslate2 against its fairseq-generate; int8 against fp32 of one runtime."""
+    out = []
+    for model, (_, _, base) in MODELS.items():
+        fast = [f"{model}/{r}" for r in FAST + ("fast-best",)]
+        ct2 = [f"{model}/{r}" for r in CT2 + ("ct2-best",)]
+        out += [(a, f"{model}/fairseq-generate") for a in fast + ct2]
+        if base:
+            out += [(a, f"{base}/{r}") for a in fast for r in CT2 + ("ct2-best",)]
+        out += [(f"{model}/fast-int8", f"{model}/fast-fp32"), (f"{model}/ct2-int8", f"{model}/ct2-float32")]
+    return [(a, b) for a, b in out if a in names and b in names]
+
+
+def add_best(results: Dict[str, List[dict]]) -> None:
+    """Per repeat and cell, ``MODEL/ct2-best`` / ``MODEL/fast-best``: the faster mode's sent/s."""
+    for model in MODELS:
+        for best, modes in BEST.items():
+            runs = [results[f"{model}/{m}"] for m in modes if f"{model}/{m}" in results]
+            if len(runs) > 1:
+                results[f"{model}/{best}"] = [{k: max(r[k] for r in rep if k in r) for k in rep[0]}
+                                              for rep in zip(*runs)]
+
+
+def make_decoder(system: dict, test: TestSet, work: str) -> Callable[[Cell], rt.Decoded]:
+    """``decode(cell)`` of one system (CTranslate2: converted once, translators loaded once)."""
+    runtime = RUNTIMES[system["runtime"]]
+    if runtime.kind == "ct2":
+        model_dir, translators = rt.ct2_convert(system["checkpoint"], test, runtime.option, work), rt.CT2Translators()
+        return lambda cell: rt.ct2_translate(translators, model_dir, test, cell)
+    if runtime.kind == "fast":
+        return lambda cell: rt.fast_translate(system["checkpoint"], test, cell, runtime.option)
+    return lambda cell: rt.fairseq_generate(system["checkpoint"], test, cell)
+
+
+def run(args, test: TestSet, references: List[str], argv=None) -> dict:
+    """Every system on every cell, ``args.repeats`` interleaved repeats (``for repeat: for
+    system: for cell``); BLEU of each test-set cell's output (sacreBLEU on the Moses-detokenized
+    hypotheses, from the first repeat); the report, its ratios and targets."""
+    from ..tools.scoring import detokenize, sacrebleu_score
+
+    start = start_run(args, prefix="lrn-decoding-")
+    if args.hypotheses_dir:
+        os.makedirs(args.hypotheses_dir, exist_ok=True)
+    cells = make_cells(args.beams, args.batch_sizes, args.threads, args.forced_lengths, not args.skip_test_set)
+    systems, skipped = {}, {}
+    for name, system in make_systems(args.system, args.runtimes).items():
+        why = unavailable(system)
+        if why:
+            skipped[name] = why
+            print(f"!! {name} skipped: {why}")
+        else:
+            system["decode"] = make_decoder(system, test, start["work"])
+            systems[name] = system
+    if not systems:
+        raise SystemExit("no system can run: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    print(f"== {len(test.lines)} test sentences; systems: {', '.join(systems)}; cells: "
+          f"{', '.join(c.key for c in cells)}; {args.repeats} repeats", flush=True)
+    bleu: Dict[str, Dict[str, float]] = {n: {} for n in systems}
+
+    def measure(r, name, system):
+        out = {}
+        for cell in cells:
+            decoded = system["decode"](cell)
+            out[cell.key] = len(test.lines) / decoded.seconds
+            if r == 0 and cell.length is None:
+                bleu[name][cell.key] = sacrebleu_score(detokenize(decoded.hypotheses, args.detok_lang), references)
+            if r == 0 and args.hypotheses_dir:
+                path = os.path.join(args.hypotheses_dir, f"{name.replace('/', '.')}.{cell.key}.txt")
+                with atomic_outputs(path) as (temp,):
+                    write_lines(temp, decoded.hypotheses)
+        return out
+
+    results = interleaved(systems, args.repeats, measure,
+                          line=lambda n, m: f"{n:<34s} " + "  ".join(f"{k} {v:8.1f}" for k, v in m.items()))
+    add_best(results)
+    report = {**report_head(args, argv),
+              "config": {"device": "cpu", "repeats": args.repeats, "cells": [c.key for c in cells],
+                         "gen_configs": [c.key for c in cells], "data": test.data_bin,
+                         "test_source": test.source_file, "test_sentences": len(test.lines),
+                         "source_lang": test.source_lang, "target_lang": test.target_lang,
+                         "checkpoints": dict(args.system)},
+              "skipped": skipped,
+              "systems": {n: {**({k: v for k, v in systems[n].items() if k != "decode"} if n in systems else
+                                 {"note": "the faster mode of each repeat and cell"}),
+                              **summarize(runs)} for n, runs in results.items()},
+              "bleu": bleu, "ratios": ratio_table(results, pairs(results), lambda a, b: [c.key for c in cells],
+                                                  require_all=False)}
+    report["targets"] = evaluate(report, DECODING_FAMILY, "cpu")
+    report["targets_table"] = [t.as_table_row() for t in family_targets(DECODING_FAMILY)]
+    return finish_report(report, args, t_start=start["t_start"], load_start=start["load_start"],
+                         print_report=print_report, plot=plot)
+
+
+def print_report(report: dict) -> None:
+    cfg, systems, m = report["config"], report["systems"], report["machine"]
+    keys = cfg["cells"]
+    print(f"\n## Decoding speed on cpu ({m.get('cpu')}), {cfg['test_sentences']} test sentences, "
+          f"{cfg['repeats']} interleaved repeats; sentences/s, median (min-max)\n")
+    print("| system | " + " | ".join(k.replace("_", " ") for k in keys) + " |\n|---|" + "---:|" * len(keys))
+    for name, s in systems.items():
+        print(f"| {name} | " + " | ".join(fmt_spread(s[k], 1) if k in s else "-" for k in keys) + " |")
+    test_keys = [k for k in keys if k.endswith("_test")]
+    if test_keys and report["bleu"]:
+        print("\n### BLEU of each output (sacreBLEU, Moses-detokenized; test-set cells)\n")
+        print("| system | " + " | ".join(k.replace("_", " ") for k in test_keys) + " |\n|---|"
+              + "---:|" * len(test_keys))
+        for name, by_cell in report["bleu"].items():
+            print(f"| {name} | " + " | ".join(f"{by_cell[k]:.2f}" if k in by_cell else "-" for k in test_keys) + " |")
+    print("\nCells: greedy = beam 1; b<N>: sentences per batch; t<N>: CPU threads; test: the test set decoded "
+          "freely (max 200 tokens); L<N>: every hypothesis forced to N tokens (min = max length), speed alone. "
+          "Seconds are decoding time without model loading.")
+    for name, s in systems.items():
+        print(f"- {name}: {s['note']}")
+    for name, why in report["skipped"].items():
+        print(f"Skipped {name}: {why}.")
+    if report["ratios"]:
+        print("\n### Ratios (per-repeat ratios within this run, median (min-max))\n")
+        print("| pair | " + " | ".join(k.replace("_", " ") for k in keys) + " |\n|---|" + "---:|" * len(keys))
+        for pair, r in report["ratios"].items():
+            print(f"| {pair} | " + " | ".join(ratio_cell(r, k) if k in r else "-" for k in keys) + " |")
+    print_targets(report["targets"], unit="")
+
+
+def plot(report: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys, systems = report["config"]["cells"], report["systems"]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(keys)), 4.3))
+    width = 0.8 / max(1, len(systems))
+    for i, (name, s) in enumerate(systems.items()):
+        ax.bar([k + (i - (len(systems) - 1) / 2) * width for k in range(len(keys))],
+               [s[key]["median"] if key in s else 0 for key in keys], width, label=name)
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels([k.replace("_", "\n") for k in keys], fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("sentences / s (log)")
+    ax.set_title("CPU decoding speed")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

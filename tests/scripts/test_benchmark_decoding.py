@@ -1,0 +1,126 @@
+"""scripts/benchmark_decoding.py on tiny trained toy models: CTranslate2 (a converted fairseq
+transformer), fairseq-generate and (once it exists) fairseq-lrn-translate decode the same test
+set; the report's structure, the forced lengths each runtime honours, and CTranslate2 float32
+agreeing with fairseq-generate on the same checkpoint."""
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from fairseq_lrn.bench import decoding_speed, targets
+from fairseq_lrn.bench.decoding_runtimes import Cell, fast_command_missing
+from fairseq_lrn.bench.shapes import transformer_flags
+from tests.cli_utils import USER_DIR, preprocess, run_cli, write_reversal_corpus
+
+pytest.importorskip("ctranslate2")
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark_decoding.py"
+TINY = [*transformer_flags(32, 64, 2, 1, 1), "--dropout", "0"]
+
+
+def train(data_bin, save_dir, arch):
+    run_cli("train", data_bin, "--user-dir", USER_DIR, "--arch", arch, *TINY, "--optimizer", "adam",
+            "--lr", "0.005", "--max-tokens", "400", "--max-update", "100", "--save-dir", save_dir, "--cpu",
+            "--no-progress-bar", "--seed", "1", "--no-epoch-checkpoints", "--disable-validation")
+    return os.path.join(save_dir, "checkpoint_last.pt")
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """The reversal task, a tiny fairseq transformer and a tiny transformer_lrn trained on it."""
+    folder = tmp_path_factory.mktemp("decoding")
+    write_reversal_corpus(str(folder), n_train=800)
+    data_bin = preprocess(str(folder))
+    return {"folder": folder, "data_bin": data_bin,
+            "transformer": train(data_bin, str(folder / "t"), "transformer"),
+            "transformer-lrn": train(data_bin, str(folder / "tl"), "transformer_lrn")}
+
+
+@pytest.fixture(scope="module")
+def run(toy, tmp_path_factory):
+    out = tmp_path_factory.mktemp("decoding-run")
+    spec = importlib.util.spec_from_file_location("benchmark_decoding", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folder = toy["folder"]
+    argv = ["--data", toy["data_bin"], "--test-source", str(folder / "test.src"),
+            "--test-reference", str(folder / "test.tgt"), "--system", f"transformer={toy['transformer']}",
+            "--system", f"transformer-lrn={toy['transformer-lrn']}", "--beams", "1", "--batch-sizes", "8",
+            "--threads", "1", "--forced-lengths", "6", "--repeats", "1", "--work-dir", str(out / "work"),
+            "--hypotheses-dir", str(out / "hyps"), "--json", str(out / "d.json")]
+    report = module.main(argv)
+    assert json.loads((out / "d.json").read_text())["config"]["cells"] == report["config"]["cells"]
+    return report, out / "hyps"
+
+
+def hypotheses(hyps_dir, system, cell):
+    return (hyps_dir / f"{system.replace('/', '.')}.{cell}.txt").read_text(encoding="utf-8").splitlines()
+
+
+def test_every_system_runs_every_cell(run):
+    report, _ = run
+    cells = report["config"]["cells"]
+    assert cells == ["greedy_b8_t1_test", "greedy_b8_t1_L6"] == [c.key for c in (Cell(1, 8, 1), Cell(1, 8, 1, 6))]
+    expected = {"transformer/ct2-int8", "transformer/ct2-float32", "transformer/fairseq-generate",
+                "transformer-lrn/fairseq-generate"}
+    if fast_command_missing() is None:
+        expected |= {"transformer-lrn/fast-fp32", "transformer-lrn/fast-int8", "transformer-lrn/fast-best"}
+    else:  # skipped with the reason, the other systems still run
+        for name in ("transformer-lrn/fast-fp32", "transformer-lrn/fast-int8"):
+            assert "fairseq_lrn.translate" in report["skipped"][name]
+    assert set(report["systems"]) == expected | {"transformer/ct2-best"}
+    for name, s in report["systems"].items():
+        assert all(s[c]["median"] > 0 for c in cells), name
+    # the derived best of CTranslate2's two modes is the faster one of the repeat
+    ct2 = report["systems"]
+    assert ct2["transformer/ct2-best"][cells[0]]["median"] == max(
+        ct2[f"transformer/ct2-{q}"][cells[0]]["median"] for q in ("int8", "float32"))
+    assert set(report["bleu"]) == set(expected) - {"transformer-lrn/fast-best"}
+    assert "transformer/ct2-float32/transformer/fairseq-generate" in report["ratios"]
+    assert report["targets_table"] == [t.as_table_row() for t in targets.family_targets(targets.DECODING_FAMILY)]
+
+
+def test_trained_models_translate_and_ct2_float32_agrees_with_fairseq_generate(run):
+    report, hyps_dir = run
+    bleu = report["bleu"]
+    # 100 updates on the reversal task: the models translate (a random model scores ~0)
+    assert bleu["transformer/fairseq-generate"]["greedy_b8_t1_test"] > 20
+    assert bleu["transformer-lrn/fairseq-generate"]["greedy_b8_t1_test"] > 20
+    # the same checkpoint, greedy, fp32: CTranslate2's conversion decodes as fairseq does
+    generate = hypotheses(hyps_dir, "transformer/fairseq-generate", "greedy_b8_t1_test")
+    ct2 = hypotheses(hyps_dir, "transformer/ct2-float32", "greedy_b8_t1_test")
+    assert len(ct2) == len(generate) == 40
+    assert sum(a == b for a, b in zip(ct2, generate)) >= 38, list(zip(ct2, generate))
+    assert abs(bleu["transformer/ct2-float32"]["greedy_b8_t1_test"]
+               - bleu["transformer/fairseq-generate"]["greedy_b8_t1_test"]) < 2
+
+
+def test_forced_length_gives_every_hypothesis_that_many_tokens(run):
+    report, hyps_dir = run
+    for name in report["bleu"]:
+        lengths = {len(h.split()) for h in hypotheses(hyps_dir, name, "greedy_b8_t1_L6")}
+        assert lengths == {6}, (name, lengths)
+
+
+def test_targets_compare_the_fast_command_with_ct2_and_generate():
+    cells = [c.key for c in decoding_speed.make_cells([5], [1, 32], [2], [30])]
+    ratio = {k: 1.4 for k in cells}
+    report = {"config": {"gen_configs": cells},
+              "ratios": {"transformer-lrn/fast-best/transformer/ct2-best": ratio,
+                         "lrn/fast-best/lrn/fairseq-generate": {**ratio, "beam5_b1_t2_test": 1.2}},
+              "bleu": {"lrn/fast-int8": {"beam5_b32_t2_test": 30.0}, "lrn/fast-fp32": {"beam5_b32_t2_test": 30.5}}}
+    rows = {r["what"]: r["met"] for r in targets.evaluate(report, targets.DECODING_FAMILY, "cpu")}
+    assert rows == {
+        "sent/s beam5_b32_t2_test: transformer-lrn/fast-best / transformer/ct2-best": True,   # >= 1.3
+        "sent/s beam5_b32_t2_L30: transformer-lrn/fast-best / transformer/ct2-best": True,
+        "sent/s beam5_b1_t2_test: transformer-lrn/fast-best / transformer/ct2-best": True,    # >= 1.0
+        "sent/s beam5_b1_t2_L30: transformer-lrn/fast-best / transformer/ct2-best": True,
+        "sent/s beam5_b32_t2_test: lrn/fast-best / lrn/fairseq-generate": False,              # < 1.8
+        "sent/s beam5_b32_t2_L30: lrn/fast-best / lrn/fairseq-generate": False,
+        "sent/s beam5_b1_t2_test: lrn/fast-best / lrn/fairseq-generate": False,               # < 1.5
+        "sent/s beam5_b1_t2_L30: lrn/fast-best / lrn/fairseq-generate": False,
+        "BLEU of the output beam5_b32_t2_test: lrn/fast-int8 - lrn/fast-fp32": False,         # 0.5 lost
+    }
