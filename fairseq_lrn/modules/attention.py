@@ -94,7 +94,8 @@ def attend(scores: Tensor, encoder_out: Tensor, padding_mask: Optional[Tensor]) 
     B, heads, T, S = scores.shape
     if padding_mask is not None:
         scores = scores.masked_fill(padding_mask.view(B, 1, 1, -1), float("-inf"))
-    weights = F.softmax(scores.float(), dim=-1).type_as(scores)  # (B, heads, T, S)
+    half = scores.dtype in (torch.float16, torch.bfloat16)  # softmax in fp32 for them, as fairseq does
+    weights = F.softmax(scores.float() if half else scores, dim=-1).type_as(scores)  # (B, heads, T, S)
     values = encoder_out.view(S, B, heads, -1).permute(1, 2, 0, 3)  # (B, heads, S, c)
     context = (weights @ values).permute(2, 0, 1, 3).reshape(T, B, encoder_out.size(-1))
     return context, weights.mean(1)
