@@ -1,5 +1,6 @@
-"""``--decoder-style conditional`` (the authors' decoder, zero's cond_rnn) in-process: against a
-step-by-step reference written from the equations, incremental = full, beam scores = full forward."""
+"""``--decoder-style conditional`` (the authors' decoder, zero's cond_rnn): against a step-by-step
+reference written from the equations, incremental = full, beam scores = full forward (in-process),
+and a tiny model trained and decoded with fairseq's command-line tools."""
 
 import argparse
 
@@ -10,7 +11,10 @@ from fairseq.sequence_generator import SequenceGenerator
 from fairseq_lrn.models.lrn import LRNModel, base_architecture, lrn_wmt_en_de_paper
 from fairseq_lrn.models.lrn_conditional_decoder import LRNConditionalDecoder
 from fairseq_lrn.models.lrn_decoder import LRNDecoder
+from fairseq_lrn.tools.generate_output import parse_generate_output
+from tests.cli_utils import USER_DIR, run_cli, train_args
 from tests.models.helpers import build_model
+from tests.models.test_cli_end_to_end import reversed_fraction
 from tests.models.test_lrn_model import batch, prev_output
 
 EPS = 1e-5  # torch's LayerNorm default (zero's is 1e-8)
@@ -237,3 +241,17 @@ def test_paper_architecture():
 def test_bad_conditional_options_fail_naming_the_option(overrides, message):
     with pytest.raises(ValueError, match=message):
         build_model(**overrides)
+
+
+def test_conditional_decoder_learns_the_reversal_task_through_the_cli(trained, tmp_path):
+    """fairseq-train + fairseq-generate (beam 5) with the authors' decoder, as a user runs them."""
+    _, data_bin, _ = trained
+    save_dir = str(tmp_path / "checkpoints")
+    run_cli("train", *train_args(data_bin, save_dir, "--no-epoch-checkpoints", "--disable-validation",
+                                 "--decoder-style", "conditional", "--decoder-init-state", "zero",
+                                 "--lrn-layer-norm-style", "whole"))
+    out = run_cli("generate", data_bin, "--user-dir", USER_DIR, "--path", f"{save_dir}/checkpoint_last.pt",
+                  "--beam", "5", "--batch-size", "16", "--cpu").stdout
+    sentences = parse_generate_output(out)
+    assert len(sentences) == 40
+    assert reversed_fraction([(s["S"], s["H"]) for s in sentences.values()]) >= 0.8
