@@ -216,15 +216,17 @@ def translate_in_shards(sources: List[str], translator: Translator, work: str, s
         scratch = os.path.join(work, f"shard-{index:05d}.scratch")  # the back-end's own files
         shutil.rmtree(scratch, ignore_errors=True)
         os.makedirs(scratch)
-        with atomic_outputs(path) as (temp,):
-            out = translator(lines, scratch)
-            if len(out) != len(lines):
-                raise DistillError(f"shard {index}: {len(out)} translations for {len(lines)} sentences")
-            with open(temp, "w", encoding="utf-8") as f:
-                for k, text in enumerate(out):
-                    clean = " ".join((text or "").split())  # no tab or newline inside a line
-                    f.write(f"{start + k}\t{clean}\n")
-        shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            with atomic_outputs(path) as (temp,):
+                out = translator(lines, scratch)
+                if len(out) != len(lines):
+                    raise DistillError(f"shard {index}: {len(out)} translations for {len(lines)} sentences")
+                with open(temp, "w", encoding="utf-8") as f:
+                    for k, text in enumerate(out):
+                        clean = " ".join((text or "").split())  # no tab or newline inside a line
+                        f.write(f"{start + k}\t{clean}\n")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         translations.update(_read_shard(path, start, len(lines)))
         log(f"distill: shard {index} ({start}..{start + len(lines) - 1}) translated")
     return translations
