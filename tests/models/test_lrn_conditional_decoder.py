@@ -6,16 +6,15 @@ import argparse
 
 import pytest
 import torch
-from fairseq.sequence_generator import SequenceGenerator
 
 from fairseq_lrn.models.lrn import LRNModel, base_architecture, lrn_wmt_en_de_paper
 from fairseq_lrn.models.lrn_conditional_decoder import LRNConditionalDecoder
 from fairseq_lrn.models.lrn_decoder import LRNDecoder
 from fairseq_lrn.tools.generate_output import parse_generate_output
 from tests.cli_utils import USER_DIR, run_cli, train_args
-from tests.models.helpers import build_model
+from tests.models.helpers import (assert_beam_scores_equal_full_forward, assert_incremental_equals_full, batch,
+                                  build_model, prev_output)
 from tests.models.test_cli_end_to_end import reversed_fraction
-from tests.models.test_lrn_model import batch, prev_output
 
 EPS = 1e-5  # torch's LayerNorm default (zero's is 1e-8)
 PAPER = dict(decoder_style="conditional", decoder_init_state="zero", lrn_layer_norm_style="whole")
@@ -144,36 +143,14 @@ def test_conditional_decoder_equals_step_by_step_reference(overrides):
     dict(PAPER, decoder_attention="dot", decoder_attention_dim=24),
 ])
 def test_incremental_conditional_decoder_equals_full_decoder(overrides):
-    model = build_model(**overrides).double().eval()
-    d = model.decoder.dictionary
-    src, src_len = batch(d, [5, 3, 4])
-    prev = prev_output(d, 3, 6)
-    enc = model.encoder(src, src_len)
-    full, full_attn = model.decoder(prev, enc)
-    state = {}
-    for t in range(prev.size(1)):
-        step, step_attn = model.decoder(prev[:, :t + 1], enc, incremental_state=state)
-        torch.testing.assert_close(step[:, 0], full[:, t], rtol=1e-9, atol=1e-9)
-        torch.testing.assert_close(step_attn[:, 0], full_attn[:, t], rtol=1e-9, atol=1e-9)
+    assert_incremental_equals_full(build_model(**overrides).double().eval())
 
 
 @pytest.mark.parametrize("output_gate", [False, True])
 def test_conditional_beam_search_scores_equal_full_forward_scores(output_gate):
     torch.manual_seed(1)
-    model = build_model(**PAPER, decoder_attention_heads=2, lrn_output_gate=output_gate).double().eval()
-    d = model.decoder.dictionary
-    src, src_len = batch(d, [5, 4])
-    generator = SequenceGenerator([model], d, beam_size=5, max_len_b=8)
-    hypos = generator.forward({"net_input": {"src_tokens": src, "src_lengths": src_len}})
-    for b, beam in enumerate(hypos):
-        assert len(beam) == 5
-        for hypo in beam:
-            tokens = hypo["tokens"].unsqueeze(0)
-            prev = torch.cat([tokens.new_full((1, 1), d.eos()), tokens[:, :-1]], 1)
-            enc = model.encoder(src[b:b + 1], src_len[b:b + 1])
-            lprobs = model.get_normalized_probs(model.decoder(prev, enc), log_probs=True)
-            token_scores = lprobs[0].gather(-1, tokens[0].unsqueeze(-1)).squeeze(-1)
-            torch.testing.assert_close(hypo["positional_scores"], token_scores, rtol=1e-6, atol=1e-6)
+    assert_beam_scores_equal_full_forward(
+        build_model(**PAPER, decoder_attention_heads=2, lrn_output_gate=output_gate).double().eval())
 
 
 def test_padded_target_steps_carry_the_state():
