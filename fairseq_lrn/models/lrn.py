@@ -275,13 +275,14 @@ def lrn_wmt_en_de(args):
 def lrn_wmt_en_de_paper(args):
     """The authors' WMT14 En-De model as closely as their code shows.
 
-    Structure from the ``lrn`` repository's ``mt/deepnmt.py`` (the file the paper's MT section
-    points to; zero's ``models/deepnmt.py`` is the same model) with zero's ``rnns/rnn.py``
+    Structure from the ``lrn`` repository's ``mt/deepnmt.py`` (the file its MT README names;
+    zero's later ``models/deepnmt.py`` differs only in projecting each layer's output to the
+    embedding size and in an option to drop the output layer) with zero's ``rnns/rnn.py``
     ``cond_rnn``, ``rnns/lrn.py``, ``rnns/cell.py`` and ``func.py``: the conditional decoder, the
     cell's own initial state (``--decoder-init-state zero``), layer norm over the whole projection
     (``--lrn-layer-norm-style whole``), identity activation, additive attention. Sizes from zero's
     ``docs/usage/README.md`` WMT14 En-De command (hidden_size=1024, embed_size=512, dropout=0.1,
-    label_smooth=0.1, layer_norm=True) and the paper's 6+6 layers; ``num_heads=8`` and a softmax
+    label_smooth=0.1, layer_norm=True); 6+6 layers, ``num_heads=8`` and a softmax
     tied to the target embeddings (``shared_target_softmax_embedding=True``, source and target
     embeddings apart) are ``run.py``'s defaults. Pass ``--decoder-attention-heads 1`` for one head.
     Not reproduced: see the README ("The authors' decoder")."""

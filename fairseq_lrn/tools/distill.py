@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..atomic_files import atomic_outputs, write_json
+from . import user_dir
 from .data_bin import build_data_bin
 from .generate_output import parse_generate_output
 from .run import run_fairseq
@@ -56,12 +57,6 @@ class DistillResult:
     fallback_ids: List[int] = field(default_factory=list)
     report: str = ""
     backend: str = ""
-
-
-def user_dir() -> str:
-    from . import user_dir as plugin_dir
-
-    return plugin_dir()
 
 
 def read_train_split(data_bin: str, source_lang: str, target_lang: str) -> Tuple[List[str], List[str]]:
@@ -95,13 +90,15 @@ def teacher_model_name(checkpoint: str) -> str:
     from fairseq.models import ARCH_MODEL_NAME_REGISTRY
 
     state = checkpoint_utils.load_checkpoint_to_cpu(checkpoint)
-    model_cfg = (state.get("cfg") or {}).get("model") if isinstance(state.get("cfg"), dict) else None
-    if model_cfg is None and state.get("cfg") is not None:
-        model_cfg = getattr(state["cfg"], "model", None)
-    model_cfg = model_cfg if model_cfg is not None else state.get("args")
-    arch = model_cfg.get("arch") if isinstance(model_cfg, dict) else getattr(model_cfg, "arch", None)
-    if arch is None:
-        arch = model_cfg.get("_name") if isinstance(model_cfg, dict) else getattr(model_cfg, "_name", None)
+    cfg = state.get("cfg")
+    model_cfg = None if cfg is None else (cfg.get("model") if isinstance(cfg, dict) else getattr(cfg, "model", None))
+    if model_cfg is None:
+        model_cfg = state.get("args")  # checkpoints of older fairseq versions
+
+    def field(name):
+        return model_cfg.get(name) if isinstance(model_cfg, dict) else getattr(model_cfg, name, None)
+
+    arch = field("arch") or field("_name")
     if arch not in ARCH_MODEL_NAME_REGISTRY:
         raise DistillError(f"teacher {checkpoint!r}: unknown architecture {arch!r}")
     return ARCH_MODEL_NAME_REGISTRY[arch]
