@@ -64,13 +64,13 @@ def read_train_split(data_bin: str, source_lang: str, target_lang: str) -> Tuple
     sentence-id order, tokens as the dictionaries spell them (no end-of-sentence symbol)."""
     from fairseq.data import Dictionary, data_utils
 
-    sides = []
     for lang in (source_lang, target_lang):
-        dict_path = os.path.join(data_bin, f"dict.{lang}.txt")
-        if not os.path.isfile(dict_path):
+        if not os.path.isfile(os.path.join(data_bin, f"dict.{lang}.txt")):
             raise DistillError(f"{data_bin!r} has no dictionary dict.{lang}.txt: is it the teacher's "
                                f"data-bin, with --source-lang {source_lang} --target-lang {target_lang}?")
-        dictionary = Dictionary.load(dict_path)
+    sides = []
+    for lang in (source_lang, target_lang):
+        dictionary = Dictionary.load(os.path.join(data_bin, f"dict.{lang}.txt"))
         prefix = os.path.join(data_bin, f"train.{source_lang}-{target_lang}.{lang}")
         dataset = data_utils.load_indexed_dataset(prefix, dictionary)
         if dataset is None:
