@@ -286,18 +286,10 @@ def lrn_wmt_en_de_paper(args):
     tied to the target embeddings (``shared_target_softmax_embedding=True``, source and target
     embeddings apart) are ``run.py``'s defaults. Pass ``--decoder-attention-heads 1`` for one head.
     Not reproduced: see the README ("The authors' decoder")."""
-    args.encoder_embed_dim = getattr(args, "encoder_embed_dim", 512)
-    args.encoder_hidden_size = getattr(args, "encoder_hidden_size", 1024)
-    args.encoder_layers = getattr(args, "encoder_layers", 6)
-    args.decoder_embed_dim = getattr(args, "decoder_embed_dim", 512)
-    args.decoder_hidden_size = getattr(args, "decoder_hidden_size", 1024)
-    args.decoder_layers = getattr(args, "decoder_layers", 6)
-    args.decoder_out_embed_dim = getattr(args, "decoder_out_embed_dim", 512)
-    args.decoder_attention = getattr(args, "decoder_attention", "additive")
     args.decoder_attention_heads = getattr(args, "decoder_attention_heads", 8)
     args.share_decoder_input_output_embed = getattr(args, "share_decoder_input_output_embed", True)
+    args.share_all_embeddings = getattr(args, "share_all_embeddings", False)
     args.decoder_style = getattr(args, "decoder_style", "conditional")
     args.decoder_init_state = getattr(args, "decoder_init_state", "zero")
     args.lrn_layer_norm_style = getattr(args, "lrn_layer_norm_style", "whole")
-    args.dropout = getattr(args, "dropout", 0.1)
-    base_architecture(args)
+    lrn_wmt_en_de(args)  # 6+6 layers, hidden 1024, embeddings 512, dropout 0.1, layer norm, identity g
