@@ -1,4 +1,5 @@
-"""The LRN encoder-decoder model for fairseq: ``--arch lrn | lrn_iwslt_de_en | lrn_wmt_en_de``.
+"""The LRN encoder-decoder model for fairseq: ``--arch lrn | lrn_iwslt_de_en | lrn_wmt_en_de |
+lrn_wmt_en_de_paper``.
 
 Flags that mean the same as in fairseq's ``lstm`` model carry its names, so switching
 ``--arch lstm`` to ``--arch lrn`` keeps the rest of a command valid.
@@ -8,13 +9,15 @@ from fairseq import utils
 from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
 from torch import nn
 
-from ..modules import ATTENTION_TYPES
+from ..modules import ATTENTION_TYPES, INIT_STATE_STYLES, LAYER_NORM_STYLES
 from .lrn_cell_options import TRAINING_MACHINE_ARGS, add_lrn_cell_args, check_lrn_cell_args, lrn_cell_defaults
+from .lrn_conditional_decoder import LRNConditionalDecoder
 from .lrn_decoder import LRNDecoder
 from .lrn_encoder import LRNEncoder
 from .model_checks import ChecksDictionarySizes, check_option_ranges
 
 DEFAULT_MAX_POSITIONS = int(1e5)
+DECODER_STYLES = ("parallel", "conditional")
 
 
 def Embedding(num_embeddings: int, embedding_dim: int, padding_idx: int) -> nn.Embedding:
@@ -47,6 +50,16 @@ def check_args(args) -> None:
         probabilities=("dropout", "encoder_dropout_in", "encoder_dropout_out", "decoder_dropout_in",
                        "decoder_dropout_out"))
     check_lrn_cell_args(args)
+    for name, choices in (("decoder_style", DECODER_STYLES), ("decoder_init_state", INIT_STATE_STYLES),
+                          ("lrn_layer_norm_style", LAYER_NORM_STYLES)):
+        if getattr(args, name) not in choices:
+            raise ValueError(f"--{name.replace('_', '-')} must be one of {choices}, got {getattr(args, name)!r}")
+    if args.decoder_style == "parallel" and args.decoder_init_state != "tanh_linear":
+        raise ValueError("--decoder-init-state zero needs --decoder-style conditional (the parallel "
+                         "decoder has tanh_linear only)")
+    if args.decoder_style == "conditional" and args.decoder_input_feeding:
+        raise ValueError("--decoder-input-feeding is for --decoder-style parallel: the conditional "
+                         "decoder carries the context in its state already")
     shares_output = args.share_decoder_input_output_embed or args.share_all_embeddings
     if shares_output and args.decoder_out_embed_dim != args.decoder_embed_dim:
         raise ValueError("--share-decoder-input-output-embed needs --decoder-out-embed-dim "
@@ -95,6 +108,19 @@ class LRNModel(ChecksDictionarySizes, FairseqEncoderDecoderModel):
         add("--decoder-attention-heads", type=int, metavar="N", help="number of attention heads")
         add("--decoder-input-feeding", action="store_true",
             help="feed the previous context to the lower decoder cell (serialises training)")
+        add("--decoder-style", choices=DECODER_STYLES,
+            help="parallel (default): the first layer's two LRN cells run as two chains, attention "
+                 "over all target positions at once; conditional: the authors' decoder (zero's "
+                 "cond_rnn), one state chain through both cells with the attention between them "
+                 "(serial over target steps in training)")
+        add("--decoder-init-state", choices=INIT_STATE_STYLES,
+            help="decoder initial states from the encoder's final state: tanh_linear (default, "
+                 "tanh(W h + b)) or zero (the authors': W h + b, layer-normalised with --layer-norm, "
+                 "no tanh; one per layer; needs --decoder-style conditional)")
+        add("--lrn-layer-norm-style", choices=LAYER_NORM_STYLES,
+            help="with --layer-norm: per_gate (default) normalises each gate's projection on its "
+                 "own; whole normalises all gates' projection together (the authors' placement; in "
+                 "the conditional decoder also the attention's query/key and the output layer)")
         add("--decoder-dropout-in", type=float, metavar="D", help="dropout on decoder embeddings")
         add("--decoder-dropout-out", type=float, metavar="D",
             help="dropout after each decoder layer and before the output softmax")
@@ -130,28 +156,36 @@ class LRNModel(ChecksDictionarySizes, FairseqEncoderDecoderModel):
             decoder_embed = build_embedding(tgt_dict, args.decoder_embed_dim, args.decoder_embed_path,
                                             args.decoder_freeze_embed)
         cell = dict(activation=args.lrn_activation, layer_norm=args.layer_norm, impl=args.lrn_impl,
-                    output_gate=args.lrn_output_gate)
+                    output_gate=args.lrn_output_gate, layer_norm_style=args.lrn_layer_norm_style)
         encoder = LRNEncoder(
             src_dict, encoder_embed, hidden_size=args.encoder_hidden_size,
             num_layers=args.encoder_layers, bidirectional=args.encoder_bidirectional,
             dropout_in=args.encoder_dropout_in, dropout_out=args.encoder_dropout_out, **cell,
             max_source_positions=args.max_source_positions)
-        decoder = LRNDecoder(
-            tgt_dict, decoder_embed, hidden_size=args.decoder_hidden_size,
+        decoder_args = dict(
+            hidden_size=args.decoder_hidden_size,
             out_embed_dim=args.decoder_out_embed_dim, num_layers=args.decoder_layers,
             encoder_output_size=encoder.output_size, encoder_state_size=encoder.final_state_size,
             attention_type=args.decoder_attention, attention_dim=args.decoder_attention_dim,
-            attention_heads=args.decoder_attention_heads, input_feeding=args.decoder_input_feeding,
+            attention_heads=args.decoder_attention_heads,
             dropout_in=args.decoder_dropout_in, dropout_out=args.decoder_dropout_out, **cell,
             share_input_output_embed=args.share_decoder_input_output_embed or args.share_all_embeddings,
             max_target_positions=args.max_target_positions)
+        if args.decoder_style == "conditional":
+            decoder = LRNConditionalDecoder(tgt_dict, decoder_embed, init_state=args.decoder_init_state,
+                                            **decoder_args)
+        else:
+            decoder = LRNDecoder(tgt_dict, decoder_embed, input_feeding=args.decoder_input_feeding,
+                                 **decoder_args)
         return cls(encoder, decoder)
 
 
 @register_model_architecture("lrn", "lrn")
 def base_architecture(args):
     """Defaults of the base model: 2+2 layers of 512, first encoder layer bidirectional,
-    additive attention, identity activation and layer norm (the authors' MT settings)."""
+    additive attention, identity activation and layer norm (the authors' MT settings), this
+    project's parallel decoder with tanh initial states and per-gate layer norm (checkpoints
+    saved before these options existed load as such)."""
     args.dropout = getattr(args, "dropout", 0.1)
     args.encoder_embed_dim = getattr(args, "encoder_embed_dim", 512)
     args.encoder_embed_path = getattr(args, "encoder_embed_path", None)
@@ -171,6 +205,9 @@ def base_architecture(args):
     args.decoder_attention_dim = getattr(args, "decoder_attention_dim", args.decoder_hidden_size)
     args.decoder_attention_heads = getattr(args, "decoder_attention_heads", 1)
     args.decoder_input_feeding = getattr(args, "decoder_input_feeding", False)
+    args.decoder_style = getattr(args, "decoder_style", "parallel")
+    args.decoder_init_state = getattr(args, "decoder_init_state", "tanh_linear")
+    args.lrn_layer_norm_style = getattr(args, "lrn_layer_norm_style", "per_gate")
     args.decoder_dropout_in = getattr(args, "decoder_dropout_in", args.dropout)
     args.decoder_dropout_out = getattr(args, "decoder_dropout_out", args.dropout)
     args.share_decoder_input_output_embed = getattr(args, "share_decoder_input_output_embed", False)
@@ -205,3 +242,27 @@ def lrn_wmt_en_de(args):
     args.decoder_out_embed_dim = getattr(args, "decoder_out_embed_dim", 512)
     args.share_all_embeddings = getattr(args, "share_all_embeddings", True)
     base_architecture(args)
+
+
+@register_model_architecture("lrn", "lrn_wmt_en_de_paper")
+def lrn_wmt_en_de_paper(args):
+    """The authors' WMT14 En-De model as closely as their code shows.
+
+    Structure from the ``lrn`` repository's ``mt/deepnmt.py`` (the file its MT README names;
+    zero's later ``models/deepnmt.py`` differs only in projecting each layer's output to the
+    embedding size and in an option to drop the output layer) with zero's ``rnns/rnn.py``
+    ``cond_rnn``, ``rnns/lrn.py``, ``rnns/cell.py`` and ``func.py``: the conditional decoder, the
+    cell's own initial state (``--decoder-init-state zero``), layer norm over the whole projection
+    (``--lrn-layer-norm-style whole``), identity activation, additive attention. Sizes from zero's
+    ``docs/usage/README.md`` WMT14 En-De command (hidden_size=1024, embed_size=512, dropout=0.1,
+    label_smooth=0.1, layer_norm=True); 6+6 layers, ``num_heads=8`` and a softmax
+    tied to the target embeddings (``shared_target_softmax_embedding=True``, source and target
+    embeddings apart) are ``run.py``'s defaults. Pass ``--decoder-attention-heads 1`` for one head.
+    Not reproduced: see the README ("The authors' decoder")."""
+    args.decoder_attention_heads = getattr(args, "decoder_attention_heads", 8)
+    args.share_decoder_input_output_embed = getattr(args, "share_decoder_input_output_embed", True)
+    args.share_all_embeddings = getattr(args, "share_all_embeddings", False)
+    args.decoder_style = getattr(args, "decoder_style", "conditional")
+    args.decoder_init_state = getattr(args, "decoder_init_state", "zero")
+    args.lrn_layer_norm_style = getattr(args, "lrn_layer_norm_style", "whole")
+    lrn_wmt_en_de(args)  # 6+6 layers, hidden 1024, embeddings 512, dropout 0.1, layer norm, identity g

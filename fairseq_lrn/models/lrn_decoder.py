@@ -53,6 +53,7 @@ class LRNDecoder(FairseqIncrementalDecoder):
                  attention_type: str, attention_dim: int, attention_heads: int, input_feeding: bool,
                  dropout_in: float, dropout_out: float,
                  activation: str, layer_norm: bool, impl: str, output_gate: bool = False,
+                 layer_norm_style: str = "per_gate",
                  share_input_output_embed: bool, max_target_positions: int):
         """Everything after the target ``dictionary`` and ``embed_tokens`` is keyword-only:
 
@@ -66,7 +67,7 @@ class LRNDecoder(FairseqIncrementalDecoder):
         * dropout: ``dropout_in`` on the embeddings, ``dropout_out`` after each block and
           before the softmax;
         * the cell: ``activation``, ``layer_norm``, ``impl`` (the recurrence implementation),
-          ``output_gate`` (oLRN);
+          ``output_gate`` (oLRN), ``layer_norm_style`` (see :class:`~fairseq_lrn.modules.LRNLayer`);
         * output: ``share_input_output_embed`` (tie the softmax to ``embed_tokens``),
           ``max_target_positions``.
         """
@@ -81,11 +82,13 @@ class LRNDecoder(FairseqIncrementalDecoder):
         self.max_target_positions = max_target_positions
 
         self.lower = LRNLayer(embed_dim + (K if input_feeding else 0), H, activation=activation,
-                              layer_norm=layer_norm, impl=impl, output_gate=output_gate)
+                              layer_norm=layer_norm, impl=impl, output_gate=output_gate,
+                              layer_norm_style=layer_norm_style)
         self.attention = Attention(H, K, attention_dim, attention_type, attention_heads)
         self.blocks = nn.ModuleList(
             LRNBlock(K if k == 0 else H + K, H, H, dropout=dropout_out, activation=activation,
-                     layer_norm=layer_norm, impl=impl, output_gate=output_gate)
+                     layer_norm=layer_norm, impl=impl, output_gate=output_gate,
+                     layer_norm_style=layer_norm_style)
             for k in range(num_layers))
         self.init_state = nn.Linear(encoder_state_size, (num_layers + 1) * H)
         self.out_proj = nn.Linear(H + K, out_embed_dim)

@@ -25,14 +25,14 @@ class LRNEncoder(FairseqEncoder):
                  hidden_size: int, num_layers: int, bidirectional: bool,
                  dropout_in: float, dropout_out: float,
                  activation: str, layer_norm: bool, impl: str, output_gate: bool = False,
-                 max_source_positions: int):
+                 layer_norm_style: str = "per_gate", max_source_positions: int):
         """Everything after the source ``dictionary`` and ``embed_tokens`` is keyword-only:
 
         * layers: ``hidden_size`` of every block (its LRN's per direction and its output),
           ``num_layers``, ``bidirectional`` (the first layer only);
         * dropout: ``dropout_in`` on the embeddings, ``dropout_out`` in each block;
         * the cell: ``activation``, ``layer_norm``, ``impl`` (the recurrence implementation),
-          ``output_gate`` (oLRN);
+          ``output_gate`` (oLRN), ``layer_norm_style`` (see :class:`~fairseq_lrn.modules.LRNLayer`);
         * ``max_source_positions``: the longest source fairseq may feed it.
         """
         super().__init__(dictionary)
@@ -44,7 +44,8 @@ class LRNEncoder(FairseqEncoder):
         self.layers = nn.ModuleList(
             LRNBlock(embed_dim if k == 0 else hidden_size, hidden_size, hidden_size,
                      bidirectional=bidirectional and k == 0, dropout=dropout_out,
-                     activation=activation, layer_norm=layer_norm, impl=impl, output_gate=output_gate)
+                     activation=activation, layer_norm=layer_norm, impl=impl, output_gate=output_gate,
+                     layer_norm_style=layer_norm_style)
             for k in range(num_layers))
         self.output_size = hidden_size
         self.final_state_size = self.layers[-1].lrn.output_size

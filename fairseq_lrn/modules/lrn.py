@@ -13,10 +13,14 @@ from torch import Tensor, nn
 
 from ..ops import ACTIVATIONS, IMPLS, lrn_recurrence, lrn_step, num_gates
 
+LAYER_NORM_STYLES = ("per_gate", "whole")
+
 
 class LRNLayer(nn.Module):
-    """One LRN layer: ``pqr = x W + b`` (optionally layer-normalised per gate before the
-    bias), then the recurrence. With ``output_gate`` it is an oLRN layer: the projection has a
+    """One LRN layer: ``pqr = x W + b`` (optionally layer-normalised before the bias: each
+    gate's d channels on their own with ``layer_norm_style="per_gate"``, or all gates' channels
+    together, per direction, with ``"whole"``, as the authors' ``zero`` toolkit does), then the
+    recurrence. With ``output_gate`` it is an oLRN layer: the projection has a
     fourth gate s and ``h = sigmoid(s - c) * c`` (c the LRN cell; see :mod:`fairseq_lrn.ops`).
 
     input ``(T, B, input_size)`` -> output ``(T, B, D)`` with ``D = ndir * hidden_size``.
@@ -24,12 +28,15 @@ class LRNLayer(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False,
                  activation: str = "identity", layer_norm: bool = False, impl: str = "auto",
-                 output_gate: bool = False):
+                 output_gate: bool = False, layer_norm_style: str = "per_gate"):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        if layer_norm_style not in LAYER_NORM_STYLES:
+            raise ValueError(f"layer_norm_style must be one of {LAYER_NORM_STYLES}, got {layer_norm_style!r}")
+        self.layer_norm_style = layer_norm_style
         self.input_size, self.hidden_size = input_size, hidden_size
         self.bidirectional, self.activation, self.impl = bidirectional, activation, impl
         self.output_gate = bool(output_gate)
@@ -38,7 +45,7 @@ class LRNLayer(nn.Module):
         self.output_size = self.num_directions * hidden_size
         # Output features are laid out (gate, direction, channel).
         self.proj = nn.Linear(input_size, self.num_gates * self.output_size, bias=not layer_norm)
-        if layer_norm:  # the norm's shift plays the role of the bias b
+        if layer_norm:  # the norm's shift plays the role of the bias b (elementwise in both styles)
             norm_shape = (self.num_gates, self.num_directions, hidden_size)
             self.norm_weight = nn.Parameter(torch.ones(norm_shape))
             self.norm_bias = nn.Parameter(torch.zeros(norm_shape))
@@ -59,7 +66,11 @@ class LRNLayer(nn.Module):
         if self.norm_weight is None:
             return y.unflatten(-1, (self.num_gates, self.output_size))
         y = y.unflatten(-1, (self.num_gates, self.num_directions, self.hidden_size))
-        y = torch.addcmul(self.norm_bias, F.layer_norm(y, (self.hidden_size,)), self.norm_weight)
+        if self.layer_norm_style == "per_gate":
+            y = F.layer_norm(y, (self.hidden_size,))
+        else:  # whole: the statistics of all gates of one direction together
+            y = F.layer_norm(y.transpose(-3, -2), (self.num_gates, self.hidden_size)).transpose(-3, -2)
+        y = torch.addcmul(self.norm_bias, y, self.norm_weight)
         return y.flatten(-2)
 
     def forward(self, x: Tensor, h0: Optional[Tensor] = None,
@@ -87,7 +98,8 @@ class LRNLayer(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, bidirectional={self.bidirectional}, "
                 f"activation={self.activation}, layer_norm={self.norm_weight is not None}, impl={self.impl}, "
-                f"output_gate={self.output_gate}")
+                f"output_gate={self.output_gate}"
+                + (f", layer_norm_style={self.layer_norm_style}" if self.layer_norm_style != "per_gate" else ""))
 
 
 class LRN(nn.Module):
@@ -145,10 +157,11 @@ class LRNBlock(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int,
                  bidirectional: bool = False, dropout: float = 0.0, activation: str = "identity",
-                 layer_norm: bool = False, impl: str = "auto", output_gate: bool = False):
+                 layer_norm: bool = False, impl: str = "auto", output_gate: bool = False,
+                 layer_norm_style: str = "per_gate"):
         super().__init__()
         self.lrn = LRNLayer(input_size, hidden_size, bidirectional, activation, layer_norm, impl,
-                            output_gate=output_gate)
+                            output_gate=output_gate, layer_norm_style=layer_norm_style)
         self.out_proj = nn.Linear(self.lrn.output_size, output_size)
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(output_size) if layer_norm else None

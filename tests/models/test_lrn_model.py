@@ -4,31 +4,11 @@ import argparse
 
 import pytest
 import torch
-from fairseq.sequence_generator import SequenceGenerator
 
 from fairseq_lrn.models.lrn import LRNModel, base_architecture
 from fairseq_lrn.modules import LRNLayer
-from tests.models.helpers import build_model, make_dictionary
-
-
-def batch(dictionary, lengths, left_pad=True):
-    """Random source tokens (B, S), padded on the left (fairseq's default) or right."""
-    S = max(lengths)
-    tokens = torch.full((len(lengths), S), dictionary.pad())
-    for b, n in enumerate(lengths):
-        words = torch.randint(dictionary.nspecial, len(dictionary), (n,))
-        words[-1] = dictionary.eos()
-        if left_pad:
-            tokens[b, S - n:] = words
-        else:
-            tokens[b, :n] = words
-    return tokens, torch.tensor(lengths)
-
-
-def prev_output(dictionary, B, T):
-    tokens = torch.randint(dictionary.nspecial, len(dictionary), (B, T))
-    tokens[:, 0] = dictionary.eos()
-    return tokens
+from tests.models.helpers import (assert_beam_scores_equal_full_forward, assert_incremental_equals_full, batch,
+                                  build_model, make_dictionary, prev_output)
 
 
 @pytest.mark.parametrize("overrides", [
@@ -42,17 +22,7 @@ def prev_output(dictionary, B, T):
     dict(lrn_output_gate=True, decoder_input_feeding=True),
 ])
 def test_incremental_decoder_equals_full_decoder(overrides):
-    model = build_model(**overrides).double().eval()
-    d = model.decoder.dictionary
-    src, src_len = batch(d, [5, 3, 4])
-    prev = prev_output(d, 3, 6)
-    enc = model.encoder(src, src_len)
-    full, full_attn = model.decoder(prev, enc)
-    state = {}
-    for t in range(prev.size(1)):
-        step, step_attn = model.decoder(prev[:, :t + 1], enc, incremental_state=state)
-        torch.testing.assert_close(step[:, 0], full[:, t], rtol=1e-9, atol=1e-9)
-        torch.testing.assert_close(step_attn[:, 0], full_attn[:, t], rtol=1e-9, atol=1e-9)
+    assert_incremental_equals_full(build_model(**overrides).double().eval())
 
 
 @pytest.mark.parametrize("input_feeding", [False, True])
@@ -110,20 +80,7 @@ def test_left_padded_targets_train_as_each_sentence_alone(overrides):
 
 def test_beam_search_scores_equal_full_forward_scores():
     torch.manual_seed(1)
-    model = build_model().double().eval()
-    d = model.decoder.dictionary
-    src, src_len = batch(d, [5, 4])
-    generator = SequenceGenerator([model], d, beam_size=5, max_len_b=8)
-    hypos = generator.forward({"net_input": {"src_tokens": src, "src_lengths": src_len}})
-    for b, beam in enumerate(hypos):
-        assert len(beam) == 5
-        for hypo in beam:
-            tokens = hypo["tokens"].unsqueeze(0)  # ends with eos
-            prev = torch.cat([tokens.new_full((1, 1), d.eos()), tokens[:, :-1]], 1)
-            enc = model.encoder(src[b:b + 1], src_len[b:b + 1])
-            lprobs = model.get_normalized_probs(model.decoder(prev, enc), log_probs=True)
-            token_scores = lprobs[0].gather(-1, tokens[0].unsqueeze(-1)).squeeze(-1)
-            torch.testing.assert_close(hypo["positional_scores"], token_scores, rtol=1e-6, atol=1e-6)
+    assert_beam_scores_equal_full_forward(build_model().double().eval())
 
 
 def test_shared_embeddings():
