@@ -2,8 +2,9 @@
 BPE'd source lines with one checkpoint and one search (a :class:`Cell`) and returns the
 hypotheses (BPE removed, still Moses-tokenized) and the decoding seconds without model loading:
 
-* CTranslate2, through its Python API on a model ``ct2-fairseq-converter`` made of the checkpoint
-  (the timer runs around ``translate_batch`` only; the Translator is loaded and warmed before);
+* CTranslate2, through its Python API on the float32 model ``ct2-fairseq-converter`` made of the
+  checkpoint (converted once; int8 quantized at loading; the timer runs around ``translate_batch``
+  only; the Translator is loaded and warmed before);
 * ``fairseq-generate`` on the data-bin's test split: its own "Translated N sentences ... in X s";
 * ``fairseq-lrn-translate`` (``python -m fairseq_lrn.translate``): its summary line.
 
@@ -170,17 +171,20 @@ def ct2_convert(checkpoint: str, test: TestSet, quantization: str, work: str) ->
 
 
 class CT2Translators:
-    """``ctranslate2.Translator`` per (model, threads), loaded and warmed (one sentence decoded)
-    before any timing: ``inter_threads=1``, ``intra_threads`` = the cell's threads."""
+    """``ctranslate2.Translator`` per (model, threads), loaded with ``compute_type`` (int8: the
+    float32 model's weights quantized at loading, as ``--quantization int8`` would store them) and
+    warmed (one sentence decoded) before any timing: ``inter_threads=1``, ``intra_threads`` = the
+    cell's threads."""
 
-    def __init__(self):
-        self.loaded = {}
+    def __init__(self, compute_type: str = "default"):
+        self.compute_type, self.loaded = compute_type, {}
 
     def get(self, model_dir: str, threads: int, first_line: str):
         if (model_dir, threads) not in self.loaded:
             import ctranslate2
 
-            translator = ctranslate2.Translator(model_dir, device="cpu", inter_threads=1, intra_threads=threads)
+            translator = ctranslate2.Translator(model_dir, device="cpu", compute_type=self.compute_type,
+                                                inter_threads=1, intra_threads=threads)
             translator.translate_batch([first_line.split()], beam_size=1, max_decoding_length=8)
             self.loaded[(model_dir, threads)] = translator
         return self.loaded[(model_dir, threads)]
