@@ -166,8 +166,8 @@ def trains(name) -> bool:
     return True
 
 
-def cells(run, name, repeat):
-    return run["cells"]
+def cells(ctx, name, repeat):
+    return ctx["cells"]
 
 
 def pairs(systems) -> List[tuple]:
@@ -178,12 +178,12 @@ def pairs(systems) -> List[tuple]:
     return out + [(f"o{n}", n) for n in ("lrn-fused", "lrn-cpu") if n in systems and f"o{n}" in systems]
 
 
-def ratio_keys(run, results, a, b):
-    return ["train_tok_s", *(c.key for c in run["cells"])]
+def ratio_keys(ctx, results, a, b):
+    return ["train_tok_s", *(c.key for c in ctx["cells"])]
 
 
-def config(run, systems, share_all) -> dict:
-    return {"fp16": run["args"].fp16, "tf32": run["args"].tf32}
+def config(ctx, systems, share_all) -> dict:
+    return {"fp16": ctx["args"].fp16, "tf32": ctx["args"].tf32}
 
 
 def entry(runs) -> dict:
@@ -192,24 +192,24 @@ def entry(runs) -> dict:
             "train_step_s": [m["train_step_s"] for m in runs], "peak_mem_mib": None, **gens}
 
 
-def after(run, systems, results, report) -> None:
+def after(ctx, systems, results, report) -> None:
     """``--profile`` (torch.profiler on training steps) and the peak memory of each system."""
-    args, batches = run["args"], run["train_batches"]
+    args, batches = ctx["args"], ctx["train_batches"]
     profiles = [profiling.profile_system(systems[n], batches, args.profile_steps, args.profile_rows)
                 for n in ([] if args.profile is None else args.profile or [primary_lrn(list(systems))]) if n in systems]
     if profiles:
         report["profile"] = profiles
     report["memory_method"] = None
     for name, s in ([] if args.no_memory else systems.items()):
-        peak = memory.peak_memory_in_fresh_process(name, s.argv, batches, args.device, args.threads, run["work"])
+        peak = memory.peak_memory_in_fresh_process(name, s.argv, batches, args.device, args.threads, ctx["work"])
         report["systems"][name]["peak_mem_mib"] = peak["peak_mib"]
         report["memory_method"] = peak["method"] if peak["peak_mib"] is not None else report["memory_method"]
 
 
-def after_close(run, report) -> None:
+def after_close(ctx, report) -> None:
     """``--quality``: fresh systems trained for the same wall-clock budget (the speed systems closed)."""
-    if run["args"].quality:
-        report["quality"] = quality.run_quality(run["args"], run["preset"], run["work"], dict(report["skipped"]),
+    if ctx["args"].quality:
+        report["quality"] = quality.run_quality(ctx["args"], ctx["preset"], ctx["work"], dict(report["skipped"]),
                                                 build_systems)
 
 

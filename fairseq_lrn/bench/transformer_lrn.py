@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Tuple
 from . import data, decoding
 from .harness import summarize
 from .shapes import transformer_flags
-from .stats import fmt_spread, md_table, print_ratios, print_targets
+from .stats import fmt_spread, keys_in_both, md_table, print_ratios, print_targets
 from .systems import System, count_model_params
 from .targets import TRANSFORMER_FAMILY as FAMILY, family_targets
 from .translation import Cell, recipe
@@ -176,70 +176,68 @@ def trains(name) -> bool:
     return name in TRAIN_SYSTEMS
 
 
-def sweep_cells(run) -> Tuple[List[Cell], Dict[int, str]]:
+def sweep_cells(ctx) -> Tuple[List[Cell], Dict[int, str]]:
     """The sweep's cells outside the grid, and sweep length -> cell key (made once per run)."""
-    if "sweep" not in run:
-        args, grid = run["args"], run["cells"]
+    if "sweep" not in ctx:
+        args, grid = ctx["args"], ctx["cells"]
         beam, bs = args.sweep_cell
         batches = next((c.batches for c in grid if c.batch_size == bs), None) or \
-            data.generation_batches(run["task"], max(bs, args.gen_sentences_b64), bs, seed=args.seed)[0][:1]
+            data.generation_batches(ctx["task"], max(bs, args.gen_sentences_b64), bs, seed=args.seed)[0][:1]
         by_key = {(c.beam, c.batch_size, c.lengths[0]): c.key for c in grid}
         sweep, keys = [], {}
         for L in args.sweep_lengths if grid else []:
             keys[L] = by_key.get((beam, bs, L)) or f"sweep_beam{beam}_b{bs}_L{L}"
             if (beam, bs, L) not in by_key:
                 sweep.append(Cell(keys[L], beam, bs, [L] * len(batches), batches))
-        run["sweep"], run["sweep_keys"] = sweep, keys
-    return run["sweep"], run["sweep_keys"]
+        ctx["sweep"], ctx["sweep_keys"] = sweep, keys
+    return ctx["sweep"], ctx["sweep_keys"]
 
 
-def cells(run, name, repeat) -> List[Cell]:
+def cells(ctx, name, repeat) -> List[Cell]:
     """The grid, and the sweep's own cells in the first ``--sweep-repeats`` repeats (decoding systems)."""
     if name not in DECODE_SYSTEMS:
         return []
-    return run["cells"] + (sweep_cells(run)[0] if repeat < run["args"].sweep_repeats else [])
+    return ctx["cells"] + (sweep_cells(ctx)[0] if repeat < ctx["args"].sweep_repeats else [])
 
 
 def pairs(systems):
     return PAIRS
 
 
-def ratio_keys(run, results, a, b):
-    from .stats import keys_in_both
-
+def ratio_keys(ctx, results, a, b):
     return keys_in_both(results, a, b)
 
 
-def config(run, systems, share_all) -> dict:
-    args, grid = run["args"], run["cells"]
+def config(ctx, systems, share_all) -> dict:
+    args, grid = ctx["args"], ctx["cells"]
     return {"sweep_lengths": args.sweep_lengths, "sweep_cell": list(args.sweep_cell),
             "sweep_repeats": min(args.sweep_repeats, args.repeats), "state_length": args.state_length,
-            "grid": [c.key for c in grid], "vocab": len(run["task"].target_dictionary),
+            "grid": [c.key for c in grid], "vocab": len(ctx["task"].target_dictionary),
             "share_all_embeddings": share_all, "transformer_lrn_arch": args.transformer_lrn_arch,
-            "decoder_layers": {n: system_shape(n, run["preset"])[1] for n in systems}}
+            "decoder_layers": {n: system_shape(n, ctx["preset"])[1] for n in systems}}
 
 
 def entry(runs) -> dict:
     return summarize(runs)
 
 
-def after_repeat(run, r, results) -> None:
+def after_repeat(ctx, r, results) -> None:
     """After the first repeat: the time the others will take (the sweep's own cells excluded)."""
-    args = run["args"]
+    args = ctx["args"]
     if r == 0 and args.repeats > 1:
-        sweep = sweep_cells(run)[0]
+        sweep = sweep_cells(ctx)[0]
         sweep_s = sum(sum(int(b["nsentences"]) for b in c.batches) / m[c.key]
                       for m in (runs[0] for runs in results.values()) for c in sweep if c.key in m)
-        per_repeat = time.time() - run["t_repeats"] - (sweep_s if args.sweep_repeats == 1 else 0)
-        print(f"   ({time.time() - run['t_start']:.0f} s so far; about {(args.repeats - 1) * per_repeat:.0f} s "
+        per_repeat = time.time() - ctx["t_repeats"] - (sweep_s if args.sweep_repeats == 1 else 0)
+        print(f"   ({time.time() - ctx['t_start']:.0f} s so far; about {(args.repeats - 1) * per_repeat:.0f} s "
               f"to go for the remaining {args.repeats - 1} repeat(s))", flush=True)
 
 
-def state_of(system, name: str, run) -> dict:
+def state_of(system, name: str, ctx) -> dict:
     """The decoder state per sentence: a few of the batch-64 sentences decoded at beam 5 to
     ``--state-length`` (state per sentence does not depend on the batch size)."""
-    p, length = run["preset"], run["args"].state_length
-    b64 = next(c for c in run["cells"] if c.batch_size == 64).batches[0]
+    p, length = ctx["preset"], ctx["args"].state_length
+    b64 = next(c for c in ctx["cells"] if c.batch_size == 64).batches[0]
     t0 = time.perf_counter()
     st = decoding.state_memory(system, decoding.slice_batch(b64, min(p.state_sentences, int(b64["nsentences"]))),
                                5, length)
@@ -251,22 +249,18 @@ def state_of(system, name: str, run) -> dict:
     return st
 
 
-def after(run, systems, results, report) -> None:
+def after(ctx, systems, results, report) -> None:
     """The decoder states, the targets' table, and ms per output token of the sweep."""
-    report["state_memory"] = {n: state_of(s, n, run) for n, s in systems.items()
-                              if n in DECODE_SYSTEMS and run["cells"]}
+    report["state_memory"] = {n: state_of(s, n, ctx) for n, s in systems.items()
+                              if n in DECODE_SYSTEMS and ctx["cells"]}
     report["targets_table"] = [t.as_table_row() for t in family_targets(FAMILY)]
-    keys = sweep_cells(run)[1]
+    keys = sweep_cells(ctx)[1]
     if keys:
-        beam, bs = run["args"].sweep_cell
+        beam, bs = ctx["args"].sweep_cell
         report["time_per_token"] = {
             "beam": beam, "batch_size": bs, "lengths": list(keys),
             "ms_per_token": {n: [1e3 / (report["systems"][n][keys[L]]["median"] * L) for L in keys]
                              for n in systems if n in DECODE_SYSTEMS}}
-
-
-def after_close(run, report) -> None:
-    pass
 
 
 # ----------------------------------------------------------------------------- report

@@ -1,12 +1,17 @@
 """``scripts/benchmark_models.py``'s run, shared by its two families: :mod:`.lrn` (``--size tiny /
 iwslt / wmt``: LRN vs lstm vs transformer) and :mod:`.transformer_lrn` (``--size transformer-*``).
 
-A family module declares, as data and small functions: ``PRESETS`` (its sizes), ``SYSTEMS`` /
-``DEFAULT_SYSTEMS``, ``build_systems`` (name -> fairseq flags, sized), ``pairs`` (its ratios),
-``LENGTH_MAJOR`` / ``cells`` (its generation cells), ``config`` / ``entry`` (its report's
-columns), ``body`` and ``plot`` (its tables and figure), and ``after``: its measurements after
-the repeats (systems built) and ``after_close`` (systems closed). This
-module runs the rest the same way for both: the data, the fixed batches, the cells, warm-up,
+A family module declares, as data and small functions:
+
+* ``PRESETS`` (its sizes), ``SYSTEMS`` / ``DEFAULT_SYSTEMS``, ``build_systems`` (name -> fairseq
+  flags on :func:`recipe`, sized), ``check_args`` / ``finish_args`` / ``wrong_systems`` (its options);
+* its cells: ``LENGTH_MAJOR`` (the order of :func:`generation_cells`), ``cells(ctx, name, repeat)``
+  (what a system decodes in a repeat), ``trains(name)``, ``STEP_TIMES``, ``QUICK_B1``;
+* its report: ``pairs`` / ``ratio_keys`` / ``REQUIRE_ALL`` (the ratios), ``config`` / ``entry``
+  (the columns), ``FAMILY`` (its rows of :mod:`.targets`), ``body`` and ``plot`` (tables, figure);
+* its measurements besides the repeats: ``after`` (systems still built), ``after_close`` (if any).
+
+This module runs the rest the same way for both: the data, the fixed batches, the cells, warm-up,
 interleaved repeats, the report's shared parts, the targets, ``--json`` / ``--plot``.
 """
 
@@ -19,8 +24,8 @@ from typing import Dict, List
 import torch
 
 from . import data
-from .shapes import train_flags
 from .harness import finish_report, interleaved, report_head, start_run
+from .shapes import train_flags
 from .stats import ratio_table
 from .targets import evaluate
 
@@ -141,63 +146,82 @@ def warm_up(system, train: bool, train_batches, warmup: int, cells: List[Cell], 
             system.generate(c.batches[:n], c.beam, c.lengths[:n])
 
 
-def run(args, family, argv=None) -> dict:
-    """The benchmark of ``args.size``'s family: systems built and sized, warmed up, measured in
-    ``args.repeats`` interleaved repeats; the family's extra measurements; the report."""
-    if args.tf32:
-        torch.backends.cuda.matmul.allow_tf32 = True
-    start = start_run(args, load_note="other jobs share this machine, timings will be noisy" + (
-        "" if args.threads == 1 else "; with fewer free cores than threads, --threads 1 may be faster"))
-    p, work, cuda = family.PRESETS[args.size], start["work"], args.device == "cuda"
-    data_bin, langs, share_all = speed_data(args, p, work)
+def setup(args, family, start: dict) -> dict:
+    """The run's context: its data, the family's systems (built and sized), the fixed training
+    batches and the generation cells."""
+    p = family.PRESETS[args.size]
+    data_bin, langs, share_all = speed_data(args, p, start["work"])
     print(f"== data: {data_bin}" + ("" if args.data else " (synthetic: random Zipfian tokens, for speed only)"))
     skipped: Dict[str, str] = {}
     systems = family.build_systems(args, p, data_bin, langs, share_all, skipped)
     if not systems:
         raise SystemExit("no system can run here: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     task = next(iter(systems.values())).load_splits()
-    train_batches = data.training_batches(task, args.max_tokens, args.warmup_steps + args.train_steps, seed=args.seed)
-    run = {"args": args, "preset": p, "task": task, "work": work, "t_start": start["t_start"],
-           "train_batches": train_batches, "cells": generation_cells(args, task, family.LENGTH_MAJOR)}
-    tokens = [int(b["ntokens"]) for b in train_batches]
+    batches = data.training_batches(task, args.max_tokens, args.warmup_steps + args.train_steps, seed=args.seed)
+    ctx = {**start, "args": args, "preset": p, "data_bin": data_bin, "share_all": share_all, "systems": systems,
+           "skipped": skipped, "task": task, "train_batches": batches,
+           "cells": generation_cells(args, task, family.LENGTH_MAJOR)}
+    tokens = [int(b["ntokens"]) for b in batches]
     print("== systems: " + ", ".join(f"{n} ({s.params:,} params)" for n, s in systems.items())
           + "".join(f"; {n} skipped: {why}" for n, why in skipped.items()))
-    print(f"== {len(train_batches)} fixed training batches ({min(tokens)}-{max(tokens)} target tokens), "
+    print(f"== {len(batches)} fixed training batches ({min(tokens)}-{max(tokens)} target tokens), "
           f"{args.warmup_steps} warm-up + {args.train_steps} timed updates per repeat; vocabulary "
-          f"{len(task.target_dictionary)}; cells {[c.key for c in run['cells']]}; {args.repeats} repeats on "
+          f"{len(task.target_dictionary)}; cells {[c.key for c in ctx['cells']]}; {args.repeats} repeats on "
           f"{args.device} ({torch.get_num_threads()} threads)", flush=True)
-    for name, s in systems.items():
-        warm_up(s, family.trains(name), train_batches, args.warmup_steps, family.cells(run, name, 0), cuda)
+    return ctx
 
+
+def repeats(ctx: dict, family) -> Dict[str, List[dict]]:
+    """Every system warmed up, then ``--repeats`` interleaved repeats of :func:`measure` on the
+    cells the family gives it in each repeat; ``{system: [one dict per repeat]}``."""
+    args, systems, batches = ctx["args"], ctx["systems"], ctx["train_batches"]
+    for name, s in systems.items():
+        warm_up(s, family.trains(name), batches, args.warmup_steps, family.cells(ctx, name, 0), args.device == "cuda")
     width = max(14, *map(len, systems))
 
     def line(name, m):
         return (f"{name:<{width}s} " + (f"train {m['train_tok_s']:9,.0f} tok/s  " if "train_tok_s" in m else "")
                 + "  ".join(f"{k} {v:7.1f}" for k, v in m.items() if k not in ("train_tok_s", "train_step_s")))
 
-    run["t_repeats"] = time.time()
-    results = interleaved(systems, args.repeats, lambda r, name, s: measure(
-        s, family.trains(name), train_batches, args.warmup_steps, family.cells(run, name, r), family.STEP_TIMES),
-        line, after_repeat=getattr(family, "after_repeat", None) and (lambda r, res: family.after_repeat(run, r, res)))
-    report = {**report_head(args, argv),
-              "config": {"size": args.size, "preset": asdict(p), "device": args.device, "repeats": args.repeats,
-                         "train_steps": args.train_steps, "warmup_steps": args.warmup_steps,
-                         "max_tokens": args.max_tokens, "gen_sentences_b1": args.gen_sentences_b1,
-                         "gen_sentences_b64": args.gen_sentences_b64, "gen_configs": [c.key for c in run["cells"]],
-                         "forced_lengths": args.forced_lengths, "data": data_bin, "synthetic_data": not args.data,
-                         "train_batch_target_tokens": tokens, **family.config(run, systems, share_all)},
-              "skipped": skipped, "systems": {}, "ratios": {}}
-    for name, s in systems.items():
-        report["systems"][name] = {"params": s.params, "note": s.note, "argv": s.argv,
-                                   **family.entry(results[name])}
-    report["ratios"] = ratio_table(results, family.pairs(systems), lambda a, b: family.ratio_keys(run, results, a, b),
-                                   require_all=family.REQUIRE_ALL)
-    family.after(run, systems, results, report)
-    for s in systems.values():
+    ctx["t_repeats"] = time.time()
+    return interleaved(systems, args.repeats, lambda r, name, s: measure(
+        s, family.trains(name), batches, args.warmup_steps, family.cells(ctx, name, r), family.STEP_TIMES),
+        line, after_repeat=getattr(family, "after_repeat", None) and (lambda r, res: family.after_repeat(ctx, r, res)))
+
+
+def build_report(ctx: dict, family, results: Dict[str, List[dict]], argv) -> dict:
+    """The report's config, per-system summaries (the family's columns) and per-repeat ratios."""
+    args, systems = ctx["args"], ctx["systems"]
+    config = {"size": args.size, "preset": asdict(ctx["preset"]), "device": args.device, "repeats": args.repeats,
+              "train_steps": args.train_steps, "warmup_steps": args.warmup_steps, "max_tokens": args.max_tokens,
+              "gen_sentences_b1": args.gen_sentences_b1, "gen_sentences_b64": args.gen_sentences_b64,
+              "gen_configs": [c.key for c in ctx["cells"]], "forced_lengths": args.forced_lengths,
+              "data": ctx["data_bin"], "synthetic_data": not args.data,
+              "train_batch_target_tokens": [int(b["ntokens"]) for b in ctx["train_batches"]]}
+    return {**report_head(args, argv), "config": {**config, **family.config(ctx, systems, ctx["share_all"])},
+            "skipped": ctx["skipped"],
+            "systems": {n: {"params": s.params, "note": s.note, "argv": s.argv, **family.entry(results[n])}
+                        for n, s in systems.items()},
+            "ratios": ratio_table(results, family.pairs(systems), lambda a, b: family.ratio_keys(ctx, results, a, b),
+                                  require_all=family.REQUIRE_ALL)}
+
+
+def run(args, family, argv=None) -> dict:
+    """The benchmark of ``args.size``'s family: systems built and sized, warmed up, measured in
+    ``args.repeats`` interleaved repeats; the family's extra measurements; the report."""
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+    ctx = setup(args, family, start_run(args, load_note="other jobs share this machine, timings will be noisy" + (
+        "" if args.threads == 1 else "; with fewer free cores than threads, --threads 1 may be faster")))
+    results = repeats(ctx, family)
+    report = build_report(ctx, family, results, argv)
+    family.after(ctx, ctx["systems"], results, report)
+    for s in ctx.pop("systems").values():
         s.close()
-    family.after_close(run, report)
+    if hasattr(family, "after_close"):
+        family.after_close(ctx, report)
     report["targets"] = evaluate(report, family.FAMILY, args.device, args.size)
-    return finish_report(report, args, t_start=start["t_start"], load_start=start["load_start"],
+    return finish_report(report, args, t_start=ctx["t_start"], load_start=ctx["load_start"],
                          print_report=lambda r: print_report(r, family), plot=family.plot)
 
 
