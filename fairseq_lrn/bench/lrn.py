@@ -151,8 +151,9 @@ def build_systems(args, p: Preset, data_bin, langs, share_all, skipped: Dict[str
             continue
         shape = None
         if name == "transformer":
-            lrn = next((s.model for n, s in built.items() if n in LRN_IMPL), None) or \
-                build_model(base + system_flags("lrn-cpu", args, p)[0])
+            lrn = next((s.model for n, s in built.items() if n in LRN_IMPL), None)
+            if lrn is None:
+                lrn = build_model(base + system_flags("lrn-cpu", args, p)[0])
             shape = match_transformer(count_params(lrn), embedding_params(lrn), p.embed)
             del lrn
         flags, note = system_flags(name, args, p, shape)
