@@ -22,6 +22,7 @@ LRN_IMPL = {"lrn-fused": "fused", "lrn-cpu": "cpu", "lrn-reference": "reference"
 IMPL_NOTE = {"fused": "Triton kernels", "cpu": "PyTorch loop with a hand-written backward, any device",
              "reference": "step-by-step autograd loop"}
 LENGTH_MAJOR, REQUIRE_ALL, STEP_TIMES, QUICK_B1 = False, True, True, 2
+WARM_EVERY_BATCH = True  # on CUDA (Triton compiles the fused kernels per class of shapes)
 
 
 @dataclass

@@ -40,6 +40,7 @@ BASELINE = "transformer"
 PAIRS = (("transformer-lrn", BASELINE), ("transformer-lrn-dec2", BASELINE), ("transformer-dec2", BASELINE),
          ("transformer-lrn-dec2", "transformer-dec2"), ("transformer-lrn-wide", BASELINE))
 LENGTH_MAJOR, REQUIRE_ALL, STEP_TIMES, QUICK_B1 = True, False, False, 1
+WARM_EVERY_BATCH = False  # on CUDA: one sentence per batch-1 cell is enough
 
 
 @dataclass

@@ -6,7 +6,8 @@ A family module declares, as data and small functions:
 * ``PRESETS`` (its sizes), ``SYSTEMS`` / ``DEFAULT_SYSTEMS``, ``build_systems`` (name -> fairseq
   flags on :func:`recipe`, sized), ``check_args`` / ``finish_args`` / ``wrong_systems`` (its options);
 * its cells: ``LENGTH_MAJOR`` (the order of :func:`generation_cells`), ``cells(ctx, name, repeat)``
-  (what a system decodes in a repeat), ``trains(name)``, ``STEP_TIMES``, ``QUICK_B1``;
+  (what a system decodes in a repeat), ``trains(name)``, ``STEP_TIMES``, ``QUICK_B1``,
+  ``WARM_EVERY_BATCH`` (CUDA warm-up on every distinct batch);
 * its report: ``pairs`` / ``ratio_keys`` / ``REQUIRE_ALL`` (the ratios), ``config`` / ``entry``
   (the columns), ``FAMILY`` (its rows of :mod:`.targets`), ``body`` and ``plot`` (tables, figure);
 * its measurements besides the repeats: ``after`` (systems still built), ``after_close`` (if any).
@@ -135,14 +136,15 @@ def measure(system, train: bool, train_batches, warmup: int, cells: List[Cell], 
     return out
 
 
-def warm_up(system, train: bool, train_batches, warmup: int, cells: List[Cell], cuda: bool) -> None:
-    """Untimed first calls. On CUDA every distinct batch once (Triton compiles kernels per
-    class of shapes); on CPU the first training batch(es) and one batch-1 sentence per cell."""
+def warm_up(system, train: bool, train_batches, warmup: int, cells: List[Cell], every_batch: bool) -> None:
+    """Untimed first calls: the first training batch(es) and one sentence of each batch-1 cell;
+    ``every_batch`` (the fused kernels on CUDA: Triton compiles kernels per class of shapes):
+    every distinct batch once instead."""
     if train:
-        system.train_steps(train_batches if cuda else train_batches[:max(warmup, 1)])
+        system.train_steps(train_batches if every_batch else train_batches[:max(warmup, 1)])
     for c in cells:
-        if c.batch_size == 1 or cuda:
-            n = len(c.batches) if cuda else 1
+        if c.batch_size == 1 or every_batch:
+            n = len(c.batches) if every_batch else 1
             system.generate(c.batches[:n], c.beam, c.lengths[:n])
 
 
@@ -176,7 +178,8 @@ def repeats(ctx: dict, family) -> Dict[str, List[dict]]:
     cells the family gives it in each repeat; ``{system: [one dict per repeat]}``."""
     args, systems, batches = ctx["args"], ctx["systems"], ctx["train_batches"]
     for name, s in systems.items():
-        warm_up(s, family.trains(name), batches, args.warmup_steps, family.cells(ctx, name, 0), args.device == "cuda")
+        warm_up(s, family.trains(name), batches, args.warmup_steps, family.cells(ctx, name, 0),
+                args.device == "cuda" and family.WARM_EVERY_BATCH)
     width = max(14, *map(len, systems))
 
     def line(name, m):
