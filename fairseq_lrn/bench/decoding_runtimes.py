@@ -149,19 +149,19 @@ def ctranslate2_missing() -> Optional[str]:
     return None
 
 
-def ct2_convert(checkpoint: str, test: TestSet, quantization: str, work: str) -> str:
-    """The CTranslate2 model of ``checkpoint``, made once in ``work`` (named by the checkpoint's
-    path, size and time) by ``ct2-fairseq-converter --quantization QUANTIZATION
-    --unsafe_deserialization`` in a subprocess: the converter unpickles the checkpoint, so only
-    checkpoints the user trained or trusts may be given."""
+def ct2_convert(checkpoint: str, test: TestSet, work: str) -> str:
+    """The float32 CTranslate2 model of ``checkpoint`` (every compute type loads it), made once in
+    ``work`` (named by the checkpoint's path, size and time) by ``ct2-fairseq-converter
+    --quantization float32 --unsafe_deserialization`` in a subprocess: the converter unpickles the
+    checkpoint, so only checkpoints the user trained or trusts may be given."""
     st = os.stat(checkpoint)
     key = hashlib.sha1(repr((os.path.abspath(checkpoint), st.st_size, st.st_mtime_ns)).encode()).hexdigest()[:12]
-    out = os.path.join(work, f"ct2-{quantization}-{key}")
+    out = os.path.join(work, f"ct2-float32-{key}")
     if os.path.isfile(os.path.join(out, "model.bin")):
         return out
     argv = ["ct2-fairseq-converter", "--model_path", checkpoint, "--data_dir", test.data_bin,
             "--source_lang", test.source_lang, "--target_lang", test.target_lang, "--user_dir", user_dir(),
-            "--output_dir", out + ".tmp", "--quantization", quantization, "--unsafe_deserialization", "--force"]
+            "--output_dir", out + ".tmp", "--quantization", "float32", "--unsafe_deserialization", "--force"]
     proc = subprocess.run([sys.executable, "-c", "import sys; from ctranslate2.converters.fairseq import main; "
                            "sys.argv = sys.argv[1:]; main()", *argv], capture_output=True, text=True)
     if proc.returncode != 0:

@@ -102,7 +102,7 @@ def make_decoder(system: dict, test: TestSet, work: str) -> Callable[[Cell], rt.
     compute types, translators loaded once)."""
     runtime = RUNTIMES[system["runtime"]]
     if runtime.kind == "ct2":
-        model_dir = rt.ct2_convert(system["checkpoint"], test, "float32", work)
+        model_dir = rt.ct2_convert(system["checkpoint"], test, work)
         translators = rt.CT2Translators(runtime.option)
         return lambda cell: rt.ct2_translate(translators, model_dir, test, cell)
     if runtime.kind == "fast":

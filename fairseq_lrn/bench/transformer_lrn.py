@@ -335,7 +335,8 @@ def plot(report: dict, path: str) -> None:
             vals = [state[n][part] / 1024 for n in names]
             axes[1].bar(names, vals, bottom=bottom, label=label)
             bottom = [b + v for b, v in zip(bottom, vals)]
-        axes[1].set(ylabel="KiB per sentence-hypothesis", title=f"decoder state at L={next(iter(state.values()))['length']}")
+        axes[1].set(ylabel="KiB per sentence-hypothesis",
+                    title=f"decoder state at L={next(iter(state.values()))['length']}")
         axes[1].tick_params(axis="x", rotation=15)
         axes[1].legend(fontsize=8)
     save(fig, path)
