@@ -9,7 +9,7 @@ parameter counts, each trained for the same wall-clock on real English text.
    punctuation normalisation + aggressive tokenization (sacremoses, fairseq_lrn/prep/text.py),
    BPE learned on the training text (subword-nmt, ``--bpe-merges``), ``fairseq-preprocess
    --only-source``. Perplexity is therefore per BPE token (the same units for every system).
-2. Systems (fairseq_lrn/bench/lm_systems.py), built in-process with fairseq's own machinery
+2. Systems (fairseq_lrn/bench/lm.py), built in-process with fairseq's own machinery
    (fairseq_lrn/bench/systems.py ``System``):
    one ``--task language_modeling`` recipe for all (``--sample-break-mode none`` blocks of
    ``--tokens-per-sample``, tied input/output embeddings, Adam (0.9, 0.98), inverse-sqrt with
@@ -24,7 +24,7 @@ parameter counts, each trained for the same wall-clock on real English text.
    zero state (as fairseq-train's validation does).
 4. A markdown table: params, updates, training tokens/s, validation perplexity (``--json`` too).
 
-Preparation, training, perplexity and the table: fairseq_lrn/bench/lm_race.py.
+Systems, preparation, training, perplexity and the table: fairseq_lrn/bench/lm.py.
 """
 
 import argparse
@@ -32,9 +32,8 @@ import os
 
 import torch
 
-from fairseq_lrn.bench import lm_race
+from fairseq_lrn.bench import lm
 from fairseq_lrn.bench.harness import quiet_fairseq
-from fairseq_lrn.bench.lm_systems import SYSTEMS
 
 
 def parse_args(argv=None):
@@ -45,7 +44,7 @@ def parse_args(argv=None):
     add("--valid", required=True, help="raw English validation text")
     add("--lang", default="en", help="language of the text, for the Moses tokenizer (default: en)")
     add("--work-dir", help="prepared data (reused across runs; default: a temporary folder)")
-    add("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    add("--systems", nargs="+", choices=lm.SYSTEMS, default=list(lm.SYSTEMS))
     add("--budget-seconds", type=float, default=300.0, help="training wall-clock per system (default: 300)")
     add("--bpe-merges", type=int, default=8000, help="BPE merges (default: 8000)")
     add("--max-lines", type=int, default=0, help="read only the first N lines of each file (0: all)")
@@ -75,7 +74,7 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     quiet_fairseq()
-    return lm_race.run(args)
+    return lm.run(args)
 
 
 if __name__ == "__main__":

@@ -46,19 +46,23 @@ import argparse
 
 import torch
 
-from fairseq_lrn.bench import lrn
+from fairseq_lrn.bench import lrn, translation
 from fairseq_lrn.bench import transformer_lrn as tl
 from fairseq_lrn.bench.harness import quiet_fairseq
-from fairseq_lrn.bench.lrn_systems import ALL_SYSTEMS, PRESETS
+
+
+def family_of(args):
+    """The family of ``--size``: fairseq_lrn/bench/transformer_lrn.py or lrn.py."""
+    return tl if args.size in tl.PRESETS else lrn
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    add("--size", choices=sorted(PRESETS) + list(tl.PRESETS), default="iwslt",
+    add("--size", choices=sorted(lrn.PRESETS) + list(tl.PRESETS), default="iwslt",
         help="model size preset (default: %(default)s); the transformer-* sizes run the transformer_lrn "
              "vs transformer benchmark (fairseq_lrn/bench/transformer_lrn.py)")
-    add("--systems", nargs="+", choices=ALL_SYSTEMS + tl.SYSTEMS, default=None,
+    add("--systems", nargs="+", choices=lrn.SYSTEMS + tl.SYSTEMS, default=None,
         help="systems to run (default: all of the size's family except the oLRN ones, olrn-fused / "
              "olrn-cpu, which run on request; *-fused only where CUDA + Triton are available)")
     add("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
@@ -86,7 +90,7 @@ def parse_args(argv=None):
     add("--budget-seconds", type=float, default=60.0, help="--quality: training time per system (default: 60)")
     add("--quality-points", type=int, default=5, help="--quality: BLEU evaluations per system (default: 5)")
     add("--quality-max-tokens", type=int, help="--quality: tokens per batch (default: per size)")
-    add("--profile", nargs="*", metavar="SYSTEM", choices=ALL_SYSTEMS,
+    add("--profile", nargs="*", metavar="SYSTEM", choices=lrn.SYSTEMS,
         help="torch.profiler on training steps of these systems (none named: the LRN that 'auto' "
              "picks) and print the top ops")
     add("--profile-steps", type=int, default=2, help="updates profiled (default: %(default)s)")
@@ -100,16 +104,14 @@ def parse_args(argv=None):
              "columns per L (default: each batch's longest reference; transformer-* sizes: 30 150)")
     tl.add_arguments(parser)
     args = parser.parse_args(argv)
-    (tl if args.size in tl.PRESETS else lrn).finish_args(parser, args)
+    translation.finish_args(parser, args, family_of(args))
     return args
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     quiet_fairseq()
-    if args.size in tl.PRESETS:
-        return tl.main(args, argv)
-    return lrn.run(args, argv)
+    return translation.run(args, family_of(args), argv)
 
 
 if __name__ == "__main__":

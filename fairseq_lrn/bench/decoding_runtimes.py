@@ -2,8 +2,9 @@
 BPE'd source lines with one checkpoint and one search (a :class:`Cell`) and returns the
 hypotheses (BPE removed, still Moses-tokenized) and the decoding seconds without model loading:
 
-* CTranslate2, through its Python API on a model ``ct2-fairseq-converter`` made of the checkpoint
-  (the timer runs around ``translate_batch`` only; the Translator is loaded and warmed before);
+* CTranslate2, through its Python API on the float32 model ``ct2-fairseq-converter`` made of the
+  checkpoint (converted once; int8 quantized at loading; the timer runs around ``translate_batch``
+  only; the Translator is loaded and warmed before);
 * ``fairseq-generate`` on the data-bin's test split: its own "Translated N sentences ... in X s";
 * ``fairseq-lrn-translate`` (``python -m fairseq_lrn.translate``): its summary line.
 
@@ -148,19 +149,19 @@ def ctranslate2_missing() -> Optional[str]:
     return None
 
 
-def ct2_convert(checkpoint: str, test: TestSet, quantization: str, work: str) -> str:
-    """The CTranslate2 model of ``checkpoint``, made once in ``work`` (named by the checkpoint's
-    path, size and time) by ``ct2-fairseq-converter --quantization QUANTIZATION
-    --unsafe_deserialization`` in a subprocess: the converter unpickles the checkpoint, so only
-    checkpoints the user trained or trusts may be given."""
+def ct2_convert(checkpoint: str, test: TestSet, work: str) -> str:
+    """The float32 CTranslate2 model of ``checkpoint`` (every compute type loads it), made once in
+    ``work`` (named by the checkpoint's path, size and time) by ``ct2-fairseq-converter
+    --quantization float32 --unsafe_deserialization`` in a subprocess: the converter unpickles the
+    checkpoint, so only checkpoints the user trained or trusts may be given."""
     st = os.stat(checkpoint)
     key = hashlib.sha1(repr((os.path.abspath(checkpoint), st.st_size, st.st_mtime_ns)).encode()).hexdigest()[:12]
-    out = os.path.join(work, f"ct2-{quantization}-{key}")
+    out = os.path.join(work, f"ct2-float32-{key}")
     if os.path.isfile(os.path.join(out, "model.bin")):
         return out
     argv = ["ct2-fairseq-converter", "--model_path", checkpoint, "--data_dir", test.data_bin,
             "--source_lang", test.source_lang, "--target_lang", test.target_lang, "--user_dir", user_dir(),
-            "--output_dir", out + ".tmp", "--quantization", quantization, "--unsafe_deserialization", "--force"]
+            "--output_dir", out + ".tmp", "--quantization", "float32", "--unsafe_deserialization", "--force"]
     proc = subprocess.run([sys.executable, "-c", "import sys; from ctranslate2.converters.fairseq import main; "
                            "sys.argv = sys.argv[1:]; main()", *argv], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -170,17 +171,20 @@ def ct2_convert(checkpoint: str, test: TestSet, quantization: str, work: str) ->
 
 
 class CT2Translators:
-    """``ctranslate2.Translator`` per (model, threads), loaded and warmed (one sentence decoded)
-    before any timing: ``inter_threads=1``, ``intra_threads`` = the cell's threads."""
+    """``ctranslate2.Translator`` per (model, threads), loaded with ``compute_type`` (int8: the
+    float32 model's weights quantized at loading, as ``--quantization int8`` would store them) and
+    warmed (one sentence decoded) before any timing: ``inter_threads=1``, ``intra_threads`` = the
+    cell's threads."""
 
-    def __init__(self):
-        self.loaded = {}
+    def __init__(self, compute_type: str = "default"):
+        self.compute_type, self.loaded = compute_type, {}
 
     def get(self, model_dir: str, threads: int, first_line: str):
         if (model_dir, threads) not in self.loaded:
             import ctranslate2
 
-            translator = ctranslate2.Translator(model_dir, device="cpu", inter_threads=1, intra_threads=threads)
+            translator = ctranslate2.Translator(model_dir, device="cpu", compute_type=self.compute_type,
+                                                inter_threads=1, intra_threads=threads)
             translator.translate_batch([first_line.split()], beam_size=1, max_decoding_length=8)
             self.loaded[(model_dir, threads)] = translator
         return self.loaded[(model_dir, threads)]

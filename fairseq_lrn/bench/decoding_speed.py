@@ -21,7 +21,7 @@ from ..prep.io import write_lines
 from . import decoding_runtimes as rt
 from .decoding_runtimes import Cell, TestSet
 from .harness import finish_report, interleaved, report_head, start_run, summarize
-from .stats import fmt_spread, print_targets, ratio_cell, ratio_table
+from .stats import fmt_spread, md_table, print_ratios, print_targets, ratio_table
 from .targets import DECODING_FAMILY, evaluate, family_targets
 
 
@@ -29,11 +29,11 @@ from .targets import DECODING_FAMILY, evaluate, family_targets
 class Runtime:
     note: str
     kind: str               # "ct2" | "generate" | "fast"
-    option: str = ""        # the CTranslate2 quantization / the fast command's --quantize
+    option: str = ""        # the CTranslate2 compute type / the fast command's --quantize
 
 
 RUNTIMES = {
-    "ct2-int8": Runtime("CTranslate2, int8 weights (ct2-fairseq-converter --quantization int8)", "ct2", "int8"),
+    "ct2-int8": Runtime("CTranslate2, int8 weights (compute_type int8: quantized at loading)", "ct2", "int8"),
     "ct2-float32": Runtime("CTranslate2, float32", "ct2", "float32"),
     "fairseq-generate": Runtime("fairseq-generate (SequenceGenerator)", "generate"),
     "fast-fp32": Runtime("fairseq-lrn-translate --quantize none", "fast", "none"),
@@ -98,10 +98,12 @@ def add_best(results: Dict[str, List[dict]]) -> None:
 
 
 def make_decoder(system: dict, test: TestSet, work: str) -> Callable[[Cell], rt.Decoded]:
-    """``decode(cell)`` of one system (CTranslate2: converted once, translators loaded once)."""
+    """``decode(cell)`` of one system (CTranslate2: one float32 conversion per checkpoint for both
+    compute types, translators loaded once)."""
     runtime = RUNTIMES[system["runtime"]]
     if runtime.kind == "ct2":
-        model_dir, translators = rt.ct2_convert(system["checkpoint"], test, runtime.option, work), rt.CT2Translators()
+        model_dir = rt.ct2_convert(system["checkpoint"], test, work)
+        translators = rt.CT2Translators(runtime.option)
         return lambda cell: rt.ct2_translate(translators, model_dir, test, cell)
     if runtime.kind == "fast":
         return lambda cell: rt.fast_translate(system["checkpoint"], test, cell, runtime.option)
@@ -172,16 +174,14 @@ def print_report(report: dict) -> None:
     keys = cfg["cells"]
     print(f"\n## Decoding speed on cpu ({m.get('cpu')}), {cfg['test_sentences']} test sentences, "
           f"{cfg['repeats']} interleaved repeats; sentences/s, median (min-max)\n")
-    print("| system | " + " | ".join(k.replace("_", " ") for k in keys) + " |\n|---|" + "---:|" * len(keys))
-    for name, s in systems.items():
-        print(f"| {name} | " + " | ".join(fmt_spread(s[k], 1) if k in s else "-" for k in keys) + " |")
+    md_table(["system", *(k.replace("_", " ") for k in keys)],
+             [[name, *(fmt_spread(s[k], 1) if k in s else "-" for k in keys)] for name, s in systems.items()])
     test_keys = [k for k in keys if k.endswith("_test")]
     if test_keys and report["bleu"]:
         print("\n### BLEU of each output (sacreBLEU, Moses-detokenized; test-set cells)\n")
-        print("| system | " + " | ".join(k.replace("_", " ") for k in test_keys) + " |\n|---|"
-              + "---:|" * len(test_keys))
-        for name, by_cell in report["bleu"].items():
-            print(f"| {name} | " + " | ".join(f"{by_cell[k]:.2f}" if k in by_cell else "-" for k in test_keys) + " |")
+        md_table(["system", *(k.replace("_", " ") for k in test_keys)],
+                 [[name, *(f"{by_cell[k]:.2f}" if k in by_cell else "-" for k in test_keys)]
+                  for name, by_cell in report["bleu"].items()])
     print("\nCells: greedy = beam 1; b<N>: sentences per batch; t<N>: CPU threads; test: the test set decoded "
           "freely (max 200 tokens); L<N>: every hypothesis forced to N tokens (min = max length), speed alone. "
           "Seconds are decoding time without model loading.")
@@ -189,32 +189,16 @@ def print_report(report: dict) -> None:
         print(f"- {name}: {s['note']}")
     for name, why in report["skipped"].items():
         print(f"Skipped {name}: {why}.")
-    if report["ratios"]:
-        print("\n### Ratios (per-repeat ratios within this run, median (min-max))\n")
-        print("| pair | " + " | ".join(k.replace("_", " ") for k in keys) + " |\n|---|" + "---:|" * len(keys))
-        for pair, r in report["ratios"].items():
-            print(f"| {pair} | " + " | ".join(ratio_cell(r, k) if k in r else "-" for k in keys) + " |")
+    print_ratios(report["ratios"], keys)
     print_targets(report["targets"], unit="")
 
 
 def plot(report: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import bars, figure, save
 
     keys, systems = report["config"]["cells"], report["systems"]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(keys)), 4.3))
-    width = 0.8 / max(1, len(systems))
-    for i, (name, s) in enumerate(systems.items()):
-        ax.bar([k + (i - (len(systems) - 1) / 2) * width for k in range(len(keys))],
-               [s[key]["median"] if key in s else 0 for key in keys], width, label=name)
-    ax.set_xticks(range(len(keys)))
-    ax.set_xticklabels([k.replace("_", "\n") for k in keys], fontsize=7)
-    ax.set_yscale("log")
-    ax.set_ylabel("sentences / s (log)")
-    ax.set_title("CPU decoding speed")
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig, (ax,) = figure(1, max(6.0, 1.2 * len(keys)), 4.3)
+    bars(ax, keys, {name: [s[k]["median"] if k in s else 0 for k in keys] for name, s in systems.items()}, log=True,
+         rotation=0, ticklabels=[k.replace("_", "\n") for k in keys], legend_size=6)
+    ax.set(ylabel="sentences / s (log)", title="CPU decoding speed")
+    save(fig, path)

@@ -11,6 +11,7 @@ import torch
 from fairseq_lrn.atomic_files import write_json
 from fairseq_lrn.ops import triton_available
 
+from .stats import md_table
 from .kernel_timing import CPU_TARGET, Timer, copy_bandwidth, fused_available, ratio, run_config, sweep
 
 
@@ -44,39 +45,32 @@ def dtype_label(row):
     return row["dtype"] if row["cell"] == "LRN" else f"{row['dtype']} oLRN"
 
 
+def fwd_cells(ms_by_name, names):
+    """``fwd / fwd+bwd`` ms of each of ``names`` ("-" where not timed)."""
+    return [f"{fmt(m['fwd'])} / {fmt(m['fwd_bwd'])}" if m else "-" for m in map(ms_by_name.get, names)]
+
+
 def print_tables(rows, copy_gbps, device):
-    impls = ["fused", "cpu", "reference"]
+    impls, layers = ["fused", "cpu", "reference"], ["LRN", "projection", "LSTM", "GRU"]
+    config = lambda r: [r["T"], r["B"], r["d"], dtype_label(r)]  # noqa: E731
     print(f"\ndevice-to-device copy: {copy_gbps:.0f} GB/s\n")
     print("### Recurrence (ms: fwd / fwd+bwd)\n")
-    print("| T | B | d | dtype | " + " | ".join(impls)
-          + " | fast vs ref (f+b) | fused GB/s fwd / f+b | of copy fwd / f+b |")
-    print("|" + "---|" * (8 + len(impls) - 1))
-    for r in rows:
-        ms = [r["recurrence_ms"].get(k) for k in impls]
-        cells = [f"{fmt(m['fwd'])} / {fmt(m['fwd_bwd'])}" if m else "-" for m in ms]
-        gbps, frac = r.get("fused_gbps"), r.get("fused_copy_fraction")
-        bw = f"{fmt(gbps['fwd'])} / {fmt(gbps['fwd_bwd'])}" if gbps else "-"
-        fr = f"{frac['fwd']:.0%} / {frac['fwd_bwd']:.0%}" if frac else "-"
-        print(f"| {r['T']} | {r['B']} | {r['d']} | {dtype_label(r)} | " + " | ".join(cells)
-              + f" | {fmt(r['fast_vs_reference_fwd_bwd'])} | {bw} | {fr} |")
-    layers = ["LRN", "projection", "LSTM", "GRU"]
+    md_table(["T", "B", "d", "dtype", *impls, "fast vs ref (f+b)", "fused GB/s fwd / f+b", "of copy fwd / f+b"],
+             [[*config(r), *fwd_cells(r["recurrence_ms"], impls), fmt(r["fast_vs_reference_fwd_bwd"]),
+               f"{fmt(r['fused_gbps']['fwd'])} / {fmt(r['fused_gbps']['fwd_bwd'])}" if r.get("fused_gbps") else "-",
+               "{fwd:.0%} / {fwd_bwd:.0%}".format(**r["fused_copy_fraction"]) if r.get("fused_copy_fraction") else "-"]
+              for r in rows], "l" * 10)
     print("\n### Layers, input and hidden size d (ms: fwd / fwd+bwd)\n")
-    print("| T | B | d | dtype | " + " | ".join(layers) + " | LSTM/LRN f+b | GRU/LRN f+b | LRN/proj f+b |")
-    print("|" + "---|" * (7 + len(layers)))
-    for r in rows:
-        ms = [r["layer_ms"].get(k) for k in layers]
-        cells = [f"{fmt(m['fwd'])} / {fmt(m['fwd_bwd'])}" if m else "-" for m in ms]
-        print(f"| {r['T']} | {r['B']} | {r['d']} | {dtype_label(r)} | " + " | ".join(cells)
-              + f" | {fmt(r['lstm_over_lrn_fwd_bwd'])} | {fmt(r['gru_over_lrn_fwd_bwd'])}"
-              + f" | {fmt(r['lrn_over_projection_fwd_bwd'])} |")
+    md_table(["T", "B", "d", "dtype", *layers, "LSTM/LRN f+b", "GRU/LRN f+b", "LRN/proj f+b"],
+             [[*config(r), *fwd_cells(r["layer_ms"], layers), fmt(r["lstm_over_lrn_fwd_bwd"]),
+               fmt(r["gru_over_lrn_fwd_bwd"]), fmt(r["lrn_over_projection_fwd_bwd"])] for r in rows], "l" * 11)
     pairs = olrn_over_lrn(rows)
     if pairs:
         measures = list(dict.fromkeys(m for _, _, ratios in pairs for m in ratios))
         print("\n### oLRN over LRN (time ratio)\n")
-        print("| T | B | d | dtype | " + " | ".join(measures) + " |\n|" + "---|" * (4 + len(measures)))
-        for base, _, ratios in pairs:
-            print(f"| {base['T']} | {base['B']} | {base['d']} | {base['dtype']} | "
-                  + " | ".join(fmt(ratios.get(m)) for m in measures) + " |")
+        md_table(["T", "B", "d", "dtype", *measures],
+                 [[base["T"], base["B"], base["d"], base["dtype"], *(fmt(ratios.get(m)) for m in measures)]
+                  for base, _, ratios in pairs], "l" * (4 + len(measures)))
     if device.type == "cpu":
         T, B, d, dt = CPU_TARGET
         for r in rows:
@@ -88,14 +82,11 @@ def print_tables(rows, copy_gbps, device):
 
 def print_sweep(results, defaults):
     print("\n### Fused launch configs (BLOCK, num_warps, STEPS, STAGES)\n")
-    print("| T | B | d | dtype | config | ms fwd / f+b | of copy fwd / f+b |\n|---|---|---|---|---|---|---|")
-    for s in results:
-        picks = defaults[dtype_label(s)]
-        config = (f"heuristic: fwd {picks['fwd']}, bwd {picks['bwd']}" if s["config"] is None
-                  else ", ".join(map(str, s["config"])))
-        frac = s["copy_fraction"]
-        print(f"| {s['T']} | {s['B']} | {s['d']} | {dtype_label(s)} | {config} "
-              f"| {fmt(s['fwd_ms'])} / {fmt(s['fwd_bwd_ms'])} | {frac['fwd']:.0%} / {frac['fwd_bwd']:.0%} |")
+    md_table(["T", "B", "d", "dtype", "config", "ms fwd / f+b", "of copy fwd / f+b"],
+             [[s["T"], s["B"], s["d"], dtype_label(s),
+               "heuristic: fwd {fwd}, bwd {bwd}".format(**defaults[dtype_label(s)]) if s["config"] is None
+               else ", ".join(map(str, s["config"])), f"{fmt(s['fwd_ms'])} / {fmt(s['fwd_bwd_ms'])}",
+               "{fwd:.0%} / {fwd_bwd:.0%}".format(**s["copy_fraction"])] for s in results], "l" * 7)
 
 
 def plot(rows, path):

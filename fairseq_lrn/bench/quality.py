@@ -1,11 +1,10 @@
 """``--quality``: BLEU after training each system for the same wall-clock budget on the toy
 reordering task (or ``--data``), with BLEU-vs-time curves."""
 
-import time
 from typing import Dict, Optional
 
 from . import data
-from .lrn_systems import Preset, build_systems
+from .systems import Batches
 
 
 def bleu_on_split(system, task, batch_size: int = 64, beam: int = 5,
@@ -28,46 +27,32 @@ def bleu_on_split(system, task, batch_size: int = 64, beam: int = 5,
     return sacrebleu.corpus_bleu(hyps, [refs]).score
 
 
-def run_quality(args, preset: Preset, work: str, skipped: Dict[str, str]) -> dict:
+def run_quality(args, preset, work: str, skipped: Dict[str, str], build_systems) -> dict:
     """Train fresh systems for the same wall-clock budget, interleaved in slices of
-    budget / points seconds, scoring BLEU on the test split after each slice."""
+    budget / points seconds, scoring BLEU on the test split after each slice (``build_systems``:
+    the family's, :func:`.lrn.build_systems`)."""
     if args.data:
-        data_bin = args.data
-        share_all = preset.share_all and data.dictionaries_joined(
-            data_bin, args.source_lang or data.SRC, args.target_lang or data.TGT)
+        data_bin, langs = args.data, (args.source_lang, args.target_lang)
+        share_all = preset.share_all and data.dictionaries_joined(data_bin, langs[0] or data.SRC, langs[1] or data.TGT)
     else:
-        data_bin = data.toy_bin(work, seed=args.seed, joined=preset.share_all)
+        data_bin, langs = data.toy_bin(work, seed=args.seed, joined=preset.share_all), (data.SRC, data.TGT)
         share_all = preset.share_all
     print(f"\n== quality: {args.budget_seconds:g} s of training per system on "
           f"{'--data ' + data_bin if args.data else 'the toy reordering task'}, "
           f"BLEU (beam 5) every {args.budget_seconds / args.quality_points:g} s", flush=True)
-    systems = build_systems(args, preset, data_bin, share_all, args.quality_max_tokens, dict(skipped))
-    state = {}
-    for name, s in systems.items():
-        task = s.load_splits()
-        epoch_itr = task.get_batch_iterator(
-            dataset=task.dataset("train"), max_tokens=args.quality_max_tokens, max_positions=None,
-            ignore_invalid_inputs=True, seed=args.seed, num_workers=0, epoch=1)
-        state[name] = {"epoch_itr": epoch_itr, "itr": epoch_itr.next_epoch_itr(shuffle=True),
-                       "seconds": 0.0, "updates": 0, "tokens": 0, "curve": []}
+    systems = build_systems(args, preset, data_bin, langs, share_all, dict(skipped), args.quality_max_tokens)
+    state = {name: {"batches": Batches(s.load_splits(), args.quality_max_tokens, args.seed), "seconds": 0.0,
+                    "updates": 0, "tokens": 0, "curve": []} for name, s in systems.items()}
     slice_s = args.budget_seconds / args.quality_points
     for point in range(1, args.quality_points + 1):
         for name, s in systems.items():
             st = state[name]
-            while st["seconds"] < point * slice_s:
-                start = time.perf_counter()
-                try:
-                    sample = next(st["itr"])
-                except StopIteration:
-                    st["itr"] = st["epoch_itr"].next_epoch_itr(shuffle=True)
-                    sample = next(st["itr"])
-                s.train_steps([sample])
-                st["seconds"] += time.perf_counter() - start
-                st["updates"] += 1
-                st["tokens"] += int(sample["ntokens"])
+            done = s.train_for(st["batches"], point * slice_s - st["seconds"])
+            for key in ("seconds", "updates", "tokens"):
+                st[key] += done[key]
             bleu = bleu_on_split(s, s.task)
             st["curve"].append({"seconds": st["seconds"], "updates": st["updates"],
-                                "epoch": st["epoch_itr"].epoch, "bleu": bleu})
+                                "epoch": st["batches"].epoch_itr.epoch, "bleu": bleu})
             print(f"   {name:<14s} {st['seconds']:7.1f} s  {st['updates']:6d} updates  BLEU {bleu:6.2f}",
                   flush=True)
     out = {name: {"params": systems[name].params, "bleu": st["curve"][-1]["bleu"], "curve": st["curve"],

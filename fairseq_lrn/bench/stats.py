@@ -53,16 +53,38 @@ def ratio_cell(r: dict, key: str) -> str:
     return f"{r[key]:.2f} ({r['spread'][key][0]:.2f}-{r['spread'][key][1]:.2f})"
 
 
-def print_targets(rows: List[dict], unit: str = "x") -> None:
-    """The targets' table of a report: what, measured, target (``unit`` after each number), met."""
+def md_table(header: Sequence[str], rows: Iterable[Sequence], align: Optional[str] = None) -> None:
+    """Print a markdown table: ``header``, then ``rows``; ``align`` one ``l``/``r`` a column
+    (default: the first left, the others right)."""
+    print("| " + " | ".join(header) + " |")
+    print("|" + "".join("---|" if a == "l" else "---:|" for a in (align or "l" + "r" * (len(header) - 1))))
+    for row in rows:
+        print("| " + " | ".join(map(str, row)) + " |")
+
+
+def print_ratios(ratios: Dict[str, dict], keys: Sequence[str], title: str = " within this run,",
+                 pretty: bool = True) -> None:
+    """The ratios' table of a report (``pretty``: ``_`` in the column names as spaces)."""
+    if ratios:
+        print(f"\n### Ratios (per-repeat ratios{title} median (min-max))\n")
+        md_table(["pair", *(k.replace("_", " ") if pretty else k for k in keys)],
+                 [[pair, *(ratio_cell(r, k) if k in r else "-" for k in keys)] for pair, r in ratios.items()])
+
+
+def print_targets(rows: List[dict], unit: str = "x", title: str = "; bench/targets.py TARGETS",
+                  met_words=("met", "NOT met")) -> None:
+    """The targets' table of a report: what, measured, target (``unit`` after each number; " BLEU"
+    on BLEU rows when ``unit`` is None), met."""
     if not rows:
         return
-    print("\n### Targets (benchmarks, not tests; bench/targets.py TARGETS)\n")
-    print("| what | measured | target | met |\n|---|---:|---:|---|")
+    print(f"\n### Targets (benchmarks, not tests{title})\n")
+    cells = []
     for t in rows:
-        value = "-" if t["value"] is None else f"{t['value']:.2f}{unit}"
-        met = "not measured" if t["met"] is None else ("met" if t["met"] else "NOT met")
-        print(f"| {t['what']} | {value} | >= {t['target']:g}{unit} | {met} |")
+        u = (" BLEU" if t["what"].startswith("BLEU") else "x") if unit is None else unit
+        value = "-" if t["value"] is None else f"{t['value']:.2f}{u}"
+        met = "not measured" if t["met"] is None else met_words[0] if t["met"] else met_words[1]
+        cells.append([t["what"], value, f">= {t['target']:g}{u}", met])
+    md_table(["what", "measured", "target", "met"], cells, "lrrl")
 
 
 def keys_in_both(results: Dict[str, List[dict]], a: str, b: str) -> Sequence[str]:

@@ -41,6 +41,28 @@ def count_model_params(argv: List[str]) -> int:
     return count_params(build_model(argv))
 
 
+class Batches:
+    """Endless shuffled batches of a task's split (a new epoch when one ends; ``max_tokens`` each)."""
+
+    def __init__(self, task, max_tokens: int, seed: int, split: str = "train"):
+        self.epoch_itr = task.get_batch_iterator(dataset=task.dataset(split), max_tokens=max_tokens,
+                                                 max_positions=None, ignore_invalid_inputs=True, seed=seed,
+                                                 num_workers=0, epoch=1)
+        self.itr = self.epoch_itr.next_epoch_itr(shuffle=True)
+
+    def __next__(self) -> dict:
+        try:
+            return next(self.itr)
+        except StopIteration:
+            self.itr = self.epoch_itr.next_epoch_itr(shuffle=True)
+            return next(self.itr)
+
+    @property
+    def epochs(self) -> float:
+        """Epochs done, fractional within the current one."""
+        return self.epoch_itr.epoch - 1 + (self.itr.n / len(self.itr) if len(self.itr) else 0)
+
+
 class System:
     """One fairseq model with its criterion and Trainer (optimizer built on the first step)."""
 
@@ -81,6 +103,18 @@ class System:
             self.sync()
             times.append(time.perf_counter() - start)
         return times
+
+    def train_for(self, batches: Batches, seconds: float) -> dict:
+        """Updates on ``batches`` for ``seconds`` of wall-clock (batch fetching included):
+        ``{"seconds", "updates", "tokens"}`` (target tokens)."""
+        updates = tokens = 0
+        self.sync()
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            sample = next(batches)
+            self.train_steps([sample])
+            updates, tokens = updates + 1, tokens + int(sample["ntokens"])
+        return {"seconds": time.perf_counter() - start, "updates": updates, "tokens": tokens}
 
     # -- generation
     def generator(self, beam: int):

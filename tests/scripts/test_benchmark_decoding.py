@@ -1,11 +1,12 @@
-"""scripts/benchmark_decoding.py on tiny trained toy models: CTranslate2 (a converted fairseq
-transformer), fairseq-generate and (once it exists) fairseq-lrn-translate decode the same test
-set; the report's structure, the forced lengths each runtime honours, and CTranslate2 float32
-agreeing with fairseq-generate on the same checkpoint."""
+"""scripts/benchmark_decoding.py on tiny trained toy models: CTranslate2 (a fairseq transformer
+converted once, run in int8 and float32), fairseq-generate and (once it exists)
+fairseq-lrn-translate decode the same test set; the report's structure, the forced lengths each
+runtime honours, and CTranslate2 float32 agreeing with fairseq-generate on the same checkpoint."""
 
 import importlib.util
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -24,19 +25,22 @@ TINY = [*transformer_flags(32, 64, 2, 1, 1), "--dropout", "0"]
 def train(data_bin, save_dir, arch):
     run_cli("train", data_bin, "--user-dir", USER_DIR, "--arch", arch, *TINY, "--optimizer", "adam",
             "--lr", "0.005", "--max-tokens", "400", "--max-update", "100", "--save-dir", save_dir, "--cpu",
-            "--no-progress-bar", "--seed", "1", "--no-epoch-checkpoints", "--disable-validation")
+            "--no-progress-bar", "--seed", "1", "--no-epoch-checkpoints", "--disable-validation",
+            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     return os.path.join(save_dir, "checkpoint_last.pt")
 
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    """The reversal task, a tiny fairseq transformer and a tiny transformer_lrn trained on it."""
+    """The reversal task, a tiny fairseq transformer and a tiny transformer_lrn trained on it (the
+    two fairseq-train processes at once, one thread each)."""
     folder = tmp_path_factory.mktemp("decoding")
     write_reversal_corpus(str(folder), n_train=800)
     data_bin = preprocess(str(folder))
-    return {"folder": folder, "data_bin": data_bin,
-            "transformer": train(data_bin, str(folder / "t"), "transformer"),
-            "transformer-lrn": train(data_bin, str(folder / "tl"), "transformer_lrn")}
+    archs = {"transformer": "transformer", "transformer-lrn": "transformer_lrn"}
+    with ThreadPoolExecutor(len(archs)) as pool:
+        checkpoints = dict(zip(archs, pool.map(lambda arch: train(data_bin, str(folder / arch), arch), archs.values())))
+    return {"folder": folder, "data_bin": data_bin, **checkpoints}
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fairseq_lrn.bench import stats, targets  # neither imports fairseq
-from fairseq_lrn.bench.lrn_systems import transformer_layer_params
+from fairseq_lrn.bench.lrn import transformer_layer_params
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "benchmark_models.py"
