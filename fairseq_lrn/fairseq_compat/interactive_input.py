@@ -90,14 +90,19 @@ def replace_undecodable(line: str, line_number: int) -> str:
     return "".join("\ufffd" if _is_escaped_byte(c) else c for c in line)
 
 
+def too_long_message(*, line_number: int, length: int, limit: int) -> str:
+    """What is wrong with input line ``line_number`` (1-based) of ``length`` tokens (</s> included)."""
+    return (f"input line {line_number} has {length} tokens (</s> included), "
+            f"more than the model accepts ({limit}, --max-source-positions)")
+
+
 def apply_too_long_policy(encoded: str, *, line_number: int, length: int, limit: int,
                           truncate: bool, skip: bool):
     """The policy for an encoded input line of ``length`` tokens (</s> included) over ``limit``,
     with a message naming input line ``line_number``: returns its first ``limit - 1`` tokens
     (``truncate``, a warning), None (``skip``: no output, a warning), or logs an error and raises
     ``SystemExit(1)`` (the default: refused). fairseq-lrn-translate uses it too."""
-    too_long = (f"input line {line_number} has {length} tokens (</s> included), "
-                f"more than the model accepts ({limit}, --max-source-positions)")
+    too_long = too_long_message(line_number=line_number, length=length, limit=limit)
     if truncate:
         logger.warning(f"{too_long}: translating its first {limit - 1} tokens (--truncate-source)")
         return " ".join(encoded.split()[: limit - 1])
