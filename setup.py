@@ -33,7 +33,8 @@ setup(
         "test": ["pytest", "triton", "matplotlib"],
         "plot": ["matplotlib"],
     },
-    entry_points={"console_scripts": ["fairseq-lrn-dir = fairseq_lrn.tools:print_user_dir"]},
+    entry_points={"console_scripts": ["fairseq-lrn-dir = fairseq_lrn.tools:print_user_dir",
+                                      "fairseq-lrn-translate = fairseq_lrn.translate.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

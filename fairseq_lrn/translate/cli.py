@@ -166,6 +166,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, OSError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
+    except SystemExit as refused:  # a too-long line, refused with fairseq-interactive's message
+        return refused.code
     finally:
         if progress is not None:
             progress.close()
