@@ -47,6 +47,11 @@ class LRNRunner(ModelRunner):
         context = states.new_zeros(states.size(0), decoder.context_size) if decoder.input_feeding else None
         return states, context
 
+    def select_sentences(self, memory: LRNMemory, keep: Tensor) -> LRNMemory:
+        mask = None if memory.padding_mask is None else memory.padding_mask.index_select(0, keep)
+        return LRNMemory(memory.values.index_select(1, keep), memory.keys.index_select(0, keep), mask,
+                         memory.final_state.index_select(0, keep))
+
     def attend(self, query: Tensor, memory: LRNMemory, beam: int) -> Tensor:
         """query ``(N, H)`` -> context ``(N, K)``: the beams of sentence b are its query positions."""
         N, H = query.shape

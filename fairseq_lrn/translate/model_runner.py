@@ -53,9 +53,15 @@ class ModelRunner(nn.Module):
         return tuple(None if s is None else s.index_select(0, order) for s in state)
 
     def encode(self, src_tokens: Tensor, src_lengths: Tensor):
+        """The encoder memory of a batch ``src_tokens (B, S)``, per sentence."""
         raise NotImplementedError
 
     def start(self, memory, beam: int) -> State:
+        """The decoder's initial per-row state, ``N = B * beam`` rows (row ``b * beam + j``)."""
+        raise NotImplementedError
+
+    def select_sentences(self, memory, keep: Tensor):
+        """The encoder memory of sentences ``keep`` only (when finished sentences are dropped)."""
         raise NotImplementedError
 
     def step(self, tokens: Tensor, state: State, memory, beam: int) -> Tuple[Tensor, State]:

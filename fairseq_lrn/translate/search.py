@@ -96,27 +96,26 @@ def beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Search
     device = src_tokens.device
     V, eos, pad, unk = runner.vocab_size, runner.eos, runner.pad, runner.unk
     beam = min(options.beam, V - 1)  # as fairseq: pad is never selected
-    N, cand_size = B * beam, 2 * beam
+    cand_size = 2 * beam
     lengths = max_lengths(src_lengths.tolist(), options, runner.max_decoder_positions())
     T, shortest = max(lengths), min(lengths)
-    sentence_max = torch.tensor(lengths, device=device)  # (B,)
-    row_max = sentence_max.repeat_interleave(beam)  # (N,)
 
     memory = runner.encode(src_tokens, src_lengths)
     state = runner.start(memory, beam)
 
-    tokens = torch.full((N, T + 2), pad, dtype=torch.long, device=device)
-    tokens[:, 0] = eos  # fairseq starts every hypothesis with EOS
-    scores = torch.zeros(N, device=device)  # cumulative log-prob of each row
-    cands_to_ignore = torch.zeros(B, beam, dtype=torch.bool, device=device)
-    finished = torch.zeros(B, dtype=torch.bool, device=device)
-    # finished hypotheses: slot `beam` is where candidates that are not kept are written
+    # finished hypotheses of every sentence of the batch: slot `beam` takes the writes of the
+    # candidates that are not kept
     fin_tokens = torch.full((B, beam + 1, T + 1), pad, dtype=torch.long, device=device)
     fin_lengths = torch.zeros(B, beam + 1, dtype=torch.long, device=device)
     fin_scores = torch.full((B, beam + 1), NEG_INF, device=device)
+    # the sentences still decoded (all at first): their batch index, and per-sentence state
+    active = _Active(torch.arange(B, device=device), torch.tensor(lengths, device=device), beam)
     fin_count = torch.zeros(B, dtype=torch.long, device=device)
-    sentences = torch.arange(B, device=device).unsqueeze(1)  # (B, 1)
-    bbsz_offsets = sentences * beam
+    cands_to_ignore = torch.zeros(B, beam, dtype=torch.bool, device=device)
+    finished = torch.zeros(B, dtype=torch.bool, device=device)
+    tokens = torch.full((B * beam, T + 2), pad, dtype=torch.long, device=device)
+    tokens[:, 0] = eos  # fairseq starts every hypothesis with EOS
+    scores = torch.zeros(B * beam, device=device)  # cumulative log-prob of each row
     cand_offsets = torch.arange(cand_size, device=device)
     not_eos = torch.ones(V, dtype=torch.bool, device=device)
     not_eos[eos] = False
@@ -127,20 +126,20 @@ def beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Search
         if options.unkpen:
             lprobs[:, unk] -= options.unkpen
         if step >= shortest:  # rows at their maximum length may only end
-            at_max = row_max.le(step)
-            lprobs.masked_fill_(at_max.unsqueeze(1) & not_eos, NEG_INF)
+            lprobs.masked_fill_(active.row_max.le(step).unsqueeze(1) & not_eos, NEG_INF)
         if step < options.min_len:
             lprobs[:, eos] = NEG_INF
 
-        lprobs = lprobs.view(B, beam, V)
+        n = active.count
+        lprobs = lprobs.view(n, beam, V)
         if step == 0:  # all beams are the same hypothesis: use the first
             flat = lprobs[:, 0, :]
         else:
-            flat = (lprobs + scores.view(B, beam, 1)).view(B, beam * V)
+            flat = (lprobs + scores.view(n, beam, 1)).view(n, beam * V)
         cand_scores, cand_flat = torch.topk(flat, k=min(cand_size, flat.size(1) - 1))
         cand_beams = torch.div(cand_flat, V, rounding_mode="trunc")
         cand_indices = cand_flat.fmod(V)
-        cand_rows = cand_beams + bbsz_offsets  # (B, cands)
+        cand_rows = cand_beams + active.row_offsets  # (n, cands)
 
         eos_mask = cand_indices.eq(eos) & cand_scores.ne(NEG_INF)
         eos_mask[:, :beam] &= ~cands_to_ignore
@@ -149,29 +148,58 @@ def beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Search
             slot = fin_count.unsqueeze(1) + ending.long().cumsum(1) - 1
             kept = ending & slot.lt(beam)
             dest = torch.where(kept, slot, beam)
-            fin_tokens[sentences, dest, :step] = tokens[cand_rows[:, :beam], 1: step + 1]
-            fin_lengths[sentences, dest] = step
-            fin_scores[sentences, dest] = cand_scores[:, :beam] / (step + 1) ** options.lenpen
+            where = (active.ids.unsqueeze(1), dest)
+            fin_tokens[where + (slice(0, step),)] = tokens[cand_rows[:, :beam], 1: step + 1]
+            fin_lengths[where] = step
+            fin_scores[where] = cand_scores[:, :beam] / (step + 1) ** options.lenpen
             fin_count += kept.sum(1)
             finished |= ending.any(1) & fin_count.eq(beam)
         if step >= shortest:
-            finished |= sentence_max.le(step)
-        if step == T or bool(finished.all()):
+            finished |= active.max_len.le(step)
+        done = int(finished.sum()) if step < T else n
+        if done == n:
             break
+        compact = done * 2 >= n  # half the sentences are done: drop them (at most log2(B) times)
+        if compact:
+            keep = (~finished).nonzero().squeeze(1)
+            memory = runner.select_sentences(memory, keep)
+            active = active.select(keep)
+            shortest = int(active.max_len.min())
+            cand_rows, cand_scores, cand_indices, eos_mask, cands_to_ignore, fin_count = (
+                t.index_select(0, keep) for t in (cand_rows, cand_scores, cand_indices, eos_mask,
+                                                  cands_to_ignore, fin_count))
+            finished = finished.new_zeros(keep.numel())
 
         # the `beam` best candidates that do not end here continue (fairseq's active_hypos)
         eos_mask[:, :beam] |= cands_to_ignore
         active_mask = eos_mask.long() * cand_size + cand_offsets[: eos_mask.size(1)]
         new_cands_to_ignore, active_hypos = torch.topk(active_mask, k=beam, dim=1, largest=False)
         cands_to_ignore = new_cands_to_ignore.ge(cand_size)
-        active_rows = torch.gather(cand_rows, 1, active_hypos).view(-1)
+        active_rows = torch.gather(cand_rows, 1, active_hypos).view(-1)  # rows before compaction
         scores = torch.gather(cand_scores, 1, active_hypos).view(-1)
-        tokens[:, : step + 1] = tokens[active_rows, : step + 1]
+        if compact:
+            tokens = tokens.index_select(0, active_rows)
+        else:
+            tokens[:, : step + 1] = tokens[active_rows, : step + 1]
         tokens[:, step + 1] = torch.gather(cand_indices, 1, active_hypos).view(-1)
         state = runner.reorder(state, active_rows)
 
     best = torch.sort(fin_scores[:, :beam], dim=1, descending=True, stable=True).indices[:, 0]
-    rows = sentences.squeeze(1)
+    rows = torch.arange(B, device=device)
     return Hypotheses(tokens=fin_tokens[rows, best], lengths=fin_lengths[rows, best],
                       scores=fin_scores[rows, best])
 
+
+class _Active:
+    """The sentences a search still decodes: ``ids (n,)`` (their index in the batch),
+    ``max_len (n,)``, and for their ``n * beam`` rows ``row_max (n * beam,)`` and the first row
+    of each sentence ``row_offsets (n, 1)``."""
+
+    def __init__(self, ids: Tensor, max_len: Tensor, beam: int):
+        self.ids, self.max_len, self.beam = ids, max_len, beam
+        self.count = ids.numel()
+        self.row_max = max_len.repeat_interleave(beam)
+        self.row_offsets = torch.arange(self.count, device=ids.device).unsqueeze(1) * beam
+
+    def select(self, keep: Tensor) -> "_Active":
+        return _Active(self.ids.index_select(0, keep), self.max_len.index_select(0, keep), self.beam)

@@ -77,6 +77,11 @@ class TransformerLRNRunner(ModelRunner):
         N = memory.keys[0].size(0) * beam
         return (memory.keys[0].new_zeros(N, len(decoder.layers), decoder.layers[0].embed_dim),)
 
+    def select_sentences(self, memory: TransformerLRNMemory, keep: Tensor) -> TransformerLRNMemory:
+        mask = None if memory.padding_mask is None else memory.padding_mask.index_select(0, keep)
+        return TransformerLRNMemory([k.index_select(0, keep) for k in memory.keys],
+                                    [v.index_select(0, keep) for v in memory.values], mask)
+
     def step(self, tokens: Tensor, state: State, memory: TransformerLRNMemory,
              beam: int) -> Tuple[Tensor, State]:
         decoder = self.model.decoder
