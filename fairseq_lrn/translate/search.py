@@ -5,8 +5,10 @@ finishes and keeps its finished hypotheses in Python lists. :func:`beam_search` 
 choices with a constant number of tensor operations per step and no Python loop over sentences
 or hypotheses:
 
-* every sentence keeps its ``beam`` rows (row ``b * beam + j``, as in fairseq) until the whole
-  batch is done; a finished sentence's rows keep running but can finalize nothing more;
+* every sentence keeps its ``beam`` rows (row ``b * beam + j``, as in fairseq); a finished
+  sentence's rows are masked (they can finalize nothing more) rather than removed, and the batch
+  is compacted only when at least half of its sentences are done, so shapes change at most
+  ``log2(B)`` times per batch (``drop_finished=False``: never);
 * the finished hypotheses of each sentence live in tensors ``(B, beam + 1, T)``: slot ``beam``
   takes the writes of candidates that are not kept, so keeping them is one masked scatter;
 * the model side (:class:`~fairseq_lrn.translate.model_runner.ModelRunner`) runs the encoder
@@ -87,11 +89,13 @@ def max_lengths(source_lengths: List[int], options: SearchOptions, max_decoder_p
 
 
 @torch.inference_mode()
-def beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: SearchOptions) -> Hypotheses:
+def beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: SearchOptions, *,
+                drop_finished: bool = True) -> Hypotheses:
     """Translate one batch: ``src_tokens (B, S)`` (padded as the model expects), ``src_lengths
     (B,)`` (tokens with ``</s>``). ``runner``: a
     :class:`~fairseq_lrn.translate.model_runner.ModelRunner`. Returns the best hypothesis of each
-    sentence (see the module docstring for the rules)."""
+    sentence (see the module docstring for the rules). ``drop_finished=False`` keeps every shape
+    fixed until the whole batch is done (finished sentences masked, never dropped)."""
     B = src_tokens.size(0)
     device = src_tokens.device
     V, eos, pad, unk = runner.vocab_size, runner.eos, runner.pad, runner.unk
@@ -159,7 +163,7 @@ def beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Search
         done = int(finished.sum()) if step < T else n
         if done == n:
             break
-        compact = done * 2 >= n  # half the sentences are done: drop them (at most log2(B) times)
+        compact = drop_finished and done * 2 >= n  # half are done: drop them (at most log2(B) times)
         if compact:
             keep = (~finished).nonzero().squeeze(1)
             memory = runner.select_sentences(memory, keep)
