@@ -12,11 +12,16 @@ Not quantized: embeddings, layer norms, the recurrences (elementwise), and the s
 projections of fairseq's Transformer encoder (its fast path reads their float weights directly;
 the encoder runs once per batch).
 
+PyTorch >= 2.13 marks the quantized tensor types this uses as deprecated (``torch.ao``
+quantization's successor is the separate ``torchao`` package); its warning at quantization time
+is silenced here, and int8 stops working in the PyTorch release that removes them.
+
 Quantization changes the numbers, so the translations can differ from fp32 ones;
 :data:`DEFAULT_QUANTIZE` stays ``none`` until int8 is measured within 0.3 BLEU of fp32 on real
 text (BENCHMARKS.md).
 """
 
+import warnings
 from typing import Set
 
 import torch
@@ -43,6 +48,9 @@ def quantize_runner(runner: nn.Module, mode: str) -> nn.Module:
     if next(runner.parameters()).device.type != "cpu":
         raise ValueError("--quantize int8 runs on the CPU (PyTorch's dynamic quantization); "
                          "use --quantize none with --device cuda")
-    torch.ao.quantization.quantize_dynamic(runner, quantizable_linears(runner), dtype=torch.qint8,
-                                           inplace=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor.* are deprecated",
+                                category=UserWarning)
+        torch.ao.quantization.quantize_dynamic(runner, quantizable_linears(runner), dtype=torch.qint8,
+                                               inplace=True)
     return runner

@@ -26,7 +26,8 @@ What is the same as fairseq (``BeamSearch`` strategy, no prefix, no constraints,
 * a sentence is done when it has ``beam`` finished hypotheses or reaches its maximum length; the
   best finished hypothesis (by score, ties in finishing order) is the translation.
 
-One documented difference: the maximum length ``max_len_a * src_len + max_len_b`` uses each
+Differences: fairseq's step that turns NaN log-probabilities into -inf is left out (a model that
+computes NaN is broken either way), and the maximum length ``max_len_a * src_len + max_len_b`` uses each
 sentence's own source length (tokens with ``</s>``). fairseq uses the longest source of its batch,
 so the two agree whenever ``max_len_a`` is 0 (the default) or the batch is one sentence.
 """

@@ -6,7 +6,7 @@
 
     translator = Translator.from_checkpoint("checkpoints/checkpoint_best.pt", "data-bin",
                                             quantize="none", threads=2)
-    translator.translate(["ein kleiner Test ."], beam=5, batch_size=32)  # -> ["a small test ."]
+    translator.translate(["ein kleiner Test ."], beam=5, batch_size=32)  # -> one str per line
 
 Each call encodes the lines (optional tokenizer and BPE, then the source dictionary, as
 fairseq-interactive does), sorts them by length into batches, runs
