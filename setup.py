@@ -35,7 +35,8 @@ setup(
         # scripts/benchmark_decoding.py: CTranslate2 (never imported by the package itself), the --plot PNGs
         "bench": ["ctranslate2", "matplotlib"],
     },
-    entry_points={"console_scripts": ["fairseq-lrn-dir = fairseq_lrn.tools:print_user_dir"]},
+    entry_points={"console_scripts": ["fairseq-lrn-dir = fairseq_lrn.tools:print_user_dir",
+                                      "fairseq-lrn-translate = fairseq_lrn.translate.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

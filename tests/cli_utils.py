@@ -39,3 +39,19 @@ def train_args(data_bin, save_dir, *extra, arch="lrn_iwslt_de_en", epochs=8):
     return [data_bin, "--user-dir", USER_DIR, "--arch", arch, *TINY_MODEL, "--optimizer", "adam",
             "--lr", "0.005", "--max-tokens", "300", "--max-epoch", str(epochs), "--save-dir", save_dir,
             "--cpu", "--no-progress-bar", "--log-interval", "10", "--seed", "1", *extra]
+
+
+TRANSFORMER_LRN_MODEL = [
+    "--arch", "transformer_lrn", "--encoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
+    "--encoder-layers", "2", "--encoder-attention-heads", "2", "--decoder-embed-dim", "32",
+    "--decoder-ffn-embed-dim", "64", "--decoder-layers", "2", "--decoder-attention-heads", "2",
+    "--dropout", "0", "--share-all-embeddings"]
+
+
+def transformer_lrn_train_args(data_bin, save_dir, *extra):
+    """fairseq-train arguments for a tiny transformer_lrn on the reversal task."""
+    return [data_bin, "--user-dir", USER_DIR, *TRANSFORMER_LRN_MODEL, "--optimizer", "adam",
+            "--lr", "0.005",
+            "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "50", "--max-tokens", "400",
+            "--max-epoch", "16", "--save-dir", save_dir, "--cpu", "--no-progress-bar",
+            "--log-interval", "20", "--seed", "1", "--no-epoch-checkpoints", "--disable-validation", *extra]

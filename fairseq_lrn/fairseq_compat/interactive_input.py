@@ -74,8 +74,10 @@ def _is_escaped_byte(char: str) -> bool:
     return "\udc80" <= char <= "\udcff"
 
 
-def _decoded(line: str, line_number: int) -> str:
-    """``line`` with the bytes that were not UTF-8 replaced by U+FFFD (and a warning naming it)."""
+def replace_undecodable(line: str, line_number: int) -> str:
+    """``line`` with the bytes that were not UTF-8 (read with ``errors="surrogateescape"``)
+    replaced by U+FFFD, and a warning naming input line ``line_number`` (1-based) when there were
+    any. fairseq-lrn-translate uses it too, for the same message."""
     bad = bytes(ord(c) - 0xDC00 for c in line if _is_escaped_byte(c))
     if not bad:
         return line
@@ -83,6 +85,31 @@ def _decoded(line: str, line_number: int) -> str:
                    f"{bad[:8]!r} replaced by U+FFFD; words containing them are unknown "
                    f"to the model (<unk>)")
     return "".join("\ufffd" if _is_escaped_byte(c) else c for c in line)
+
+
+def too_long_message(*, line_number: int, length: int, limit: int) -> str:
+    """What is wrong with input line ``line_number`` (1-based) of ``length`` tokens (</s> included)."""
+    return (f"input line {line_number} has {length} tokens (</s> included), "
+            f"more than the model accepts ({limit}, --max-source-positions)")
+
+
+def apply_too_long_policy(encoded: str, *, line_number: int, length: int, limit: int,
+                          truncate: bool, skip: bool):
+    """The policy for an encoded input line of ``length`` tokens (</s> included) over ``limit``,
+    with a message naming input line ``line_number``: returns its first ``limit - 1`` tokens
+    (``truncate``, a warning), None (``skip``: no output, a warning), or logs an error and raises
+    ``SystemExit(1)`` (the default: refused). fairseq-lrn-translate uses it too."""
+    too_long = too_long_message(line_number=line_number, length=length, limit=limit)
+    if truncate:
+        logger.warning(f"{too_long}: translating its first {limit - 1} tokens (--truncate-source)")
+        return " ".join(encoded.split()[: limit - 1])
+    if skip:
+        logger.warning(f"{too_long}: skipped, no output (--skip-invalid-size-inputs-valid-test)")
+        return None
+    logger.error(f"{too_long}: refused. Rerun with --skip-invalid-size-inputs-valid-test to "
+                 f"skip such lines or with --truncate-source to translate their first "
+                 f"{limit - 1} tokens.")
+    raise SystemExit(1)
 
 
 def _make_batches(original):
@@ -93,7 +120,7 @@ def _make_batches(original):
     def make_batches(lines, cfg, task, max_positions, encode_fn):
         first_line = lines_seen[0] + 1
         lines_seen[0] += len(lines)
-        lines = [_decoded(line, first_line + i) for i, line in enumerate(lines)]
+        lines = [replace_undecodable(line, first_line + i) for i, line in enumerate(lines)]
         limit = source_limit(max_positions)
         if cfg.generation.constraints or limit is None:
             yield from original(lines, cfg, task, max_positions, encode_fn)
@@ -105,18 +132,10 @@ def _make_batches(original):
         for i, length in enumerate(lengths):
             if length <= limit:
                 continue
-            too_long = (f"input line {first_line + i} has {length} tokens (</s> included), "
-                        f"more than the model accepts ({limit}, --max-source-positions)")
-            if truncate:
-                encoded[i] = " ".join(encoded[i].split()[: limit - 1])
-                logger.warning(f"{too_long}: translating its first {limit - 1} tokens (--truncate-source)")
-            elif skip:
-                logger.warning(f"{too_long}: skipped, no output (--skip-invalid-size-inputs-valid-test)")
-            else:
-                logger.error(f"{too_long}: refused. Rerun with --skip-invalid-size-inputs-valid-test to "
-                             f"skip such lines or with --truncate-source to translate their first "
-                             f"{limit - 1} tokens.")
-                raise SystemExit(1)
+            kept = apply_too_long_policy(encoded[i], line_number=first_line + i, length=length,
+                                         limit=limit, truncate=truncate, skip=skip)
+            if kept is not None:  # skipped lines stay: fairseq's batching drops them, keeping the ids
+                encoded[i] = kept
         yield from original(encoded, cfg, task, max_positions, lambda x: x)
 
     make_batches.lrn_input_handling = True

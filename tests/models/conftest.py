@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from tests.cli_utils import preprocess, run_cli, train_args, write_reversal_corpus
+from tests.cli_utils import preprocess, run_cli, train_args, transformer_lrn_train_args, write_reversal_corpus
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +15,14 @@ def trained(tmp_path_factory):
     save_dir = os.path.join(folder, "checkpoints")
     run_cli("train", *train_args(data_bin, save_dir, "--no-epoch-checkpoints", "--disable-validation"))
     return folder, data_bin, os.path.join(save_dir, "checkpoint_last.pt")
+
+
+@pytest.fixture(scope="session")
+def trained_transformer_lrn(tmp_path_factory):
+    """(data_bin, checkpoint) of a tiny transformer_lrn trained with fairseq-train."""
+    folder = str(tmp_path_factory.mktemp("reverse_tlrn"))
+    write_reversal_corpus(folder)
+    data_bin = preprocess(folder, joined=True)
+    save_dir = os.path.join(folder, "checkpoints")
+    run_cli("train", *transformer_lrn_train_args(data_bin, save_dir))
+    return data_bin, os.path.join(save_dir, "checkpoint_last.pt")

@@ -3,35 +3,9 @@ interactive, the hub, --help, and a refused flag."""
 
 import os
 
-import pytest
-
 from fairseq_lrn.tools.generate_output import parse_generate_output
-from tests.cli_utils import USER_DIR, preprocess, run_cli, write_reversal_corpus
+from tests.cli_utils import USER_DIR, run_cli, transformer_lrn_train_args
 from tests.models.test_cli_end_to_end import reversed_fraction
-
-MODEL = ["--arch", "transformer_lrn", "--encoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
-         "--encoder-layers", "2", "--encoder-attention-heads", "2", "--decoder-embed-dim", "32",
-         "--decoder-ffn-embed-dim", "64", "--decoder-layers", "2", "--decoder-attention-heads", "2",
-         "--dropout", "0", "--share-all-embeddings"]
-
-
-def train_command(data_bin, save_dir, *extra):
-    """fairseq-train arguments for a tiny transformer_lrn on the reversal task."""
-    return [data_bin, "--user-dir", USER_DIR, *MODEL, "--optimizer", "adam", "--lr", "0.005",
-            "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "50", "--max-tokens", "400",
-            "--max-epoch", "16", "--save-dir", save_dir, "--cpu", "--no-progress-bar",
-            "--log-interval", "20", "--seed", "1", "--no-epoch-checkpoints", "--disable-validation", *extra]
-
-
-@pytest.fixture(scope="module")
-def trained_transformer_lrn(tmp_path_factory):
-    """(data_bin, checkpoint) of a tiny transformer_lrn trained with fairseq-train."""
-    folder = str(tmp_path_factory.mktemp("reverse_tlrn"))
-    write_reversal_corpus(folder)
-    data_bin = preprocess(folder, joined=True)
-    save_dir = os.path.join(folder, "checkpoints")
-    run_cli("train", *train_command(data_bin, save_dir))
-    return data_bin, os.path.join(save_dir, "checkpoint_last.pt")
 
 
 def test_generate_with_beam_search_reverses_sentences(trained_transformer_lrn):
@@ -69,6 +43,7 @@ def test_help_lists_transformer_and_lrn_flags():
 
 def test_a_flag_that_cannot_apply_is_refused_by_name(trained_transformer_lrn, tmp_path):
     data_bin, _ = trained_transformer_lrn
-    proc = run_cli("train", *train_command(data_bin, str(tmp_path), "--cross-self-attention"), check=False)
+    proc = run_cli("train", *transformer_lrn_train_args(data_bin, str(tmp_path), "--cross-self-attention"),
+                   check=False)
     assert proc.returncode != 0
     assert "--cross-self-attention does not apply to --arch transformer_lrn" in proc.stderr

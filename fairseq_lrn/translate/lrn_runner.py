@@ -1,0 +1,78 @@
+"""The runner of ``--arch lrn`` models (LRN encoder, conditional LRN decoder with attention).
+
+It computes :meth:`fairseq_lrn.models.lrn_decoder.LRNDecoder.extract_features` for one new token
+(the ``single_step`` path) with the decoder's own modules. The one change is where the beams
+meet the attention: the ``beam`` queries of a sentence go to
+:class:`~fairseq_lrn.modules.Attention` as that sentence's ``beam`` target positions, so the
+keys and encoder states are used once per sentence instead of once per beam.
+"""
+
+from typing import NamedTuple, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .model_runner import ModelRunner, State, linear_sharing
+
+
+class LRNMemory(NamedTuple):
+    """Per sentence: ``values (S, B, K)`` (the encoder states), ``keys (B, heads, S, a)``,
+    ``padding_mask (B, S)`` or None, ``final_state (B, D)``."""
+
+    values: Tensor
+    keys: Tensor
+    padding_mask: Optional[Tensor]
+    final_state: Tensor
+
+
+class LRNRunner(ModelRunner):
+    """Per-row state: ``states (N, L + 1, H)`` (the lower cell, then each block) and, with input
+    feeding, ``context (N, K)``."""
+
+    def __init__(self, model):
+        decoder = model.decoder
+        super().__init__(model, None if decoder.output_projection is not None
+                         else linear_sharing(decoder.embed_tokens.weight))
+
+    def encode(self, src_tokens: Tensor, src_lengths: Tensor) -> LRNMemory:
+        out = self.model.encoder(src_tokens, src_lengths)
+        keys = self.model.decoder.attention.project_keys(out["encoder_out"])
+        return LRNMemory(out["encoder_out"], keys, out["padding_mask"], out["final_state"])
+
+    def start(self, memory: LRNMemory, beam: int) -> State:
+        decoder = self.model.decoder
+        B = memory.final_state.size(0)
+        states = torch.tanh(decoder.init_state(memory.final_state)).view(B, -1, decoder.hidden_size)
+        states = states.repeat_interleave(beam, dim=0)  # (N, L + 1, H)
+        context = states.new_zeros(states.size(0), decoder.context_size) if decoder.input_feeding else None
+        return states, context
+
+    def select_sentences(self, memory: LRNMemory, keep: Tensor) -> LRNMemory:
+        mask = None if memory.padding_mask is None else memory.padding_mask.index_select(0, keep)
+        return LRNMemory(memory.values.index_select(1, keep), memory.keys.index_select(0, keep), mask,
+                         memory.final_state.index_select(0, keep))
+
+    def attend(self, query: Tensor, memory: LRNMemory, beam: int) -> Tensor:
+        """query ``(N, H)`` -> context ``(N, K)``: the beams of sentence b are its query positions."""
+        N, H = query.shape
+        B = N // beam
+        context, _ = self.model.decoder.attention(query.view(B, beam, H).transpose(0, 1), memory.keys,
+                                                  memory.values, memory.padding_mask)  # (beam, B, K)
+        return context.transpose(0, 1).reshape(N, -1)
+
+    def step(self, tokens: Tensor, state: State, memory: LRNMemory, beam: int) -> Tuple[Tensor, State]:
+        decoder = self.model.decoder
+        states, context = state
+        x = decoder.embed_tokens(tokens[:, -1])  # (N, E); dropout is off in eval mode
+        if decoder.input_feeding:
+            x = torch.cat([x, context], -1)
+        s = decoder.lower.step(x, states[:, 0])
+        context = self.attend(s, memory, beam)
+        y, h = decoder.blocks[0].step(context, residual=s, h_prev=states[:, 1])
+        new_states = [s, h]
+        for k, block in enumerate(decoder.blocks[1:], start=2):
+            y, h = block.step(torch.cat([y, context], -1), residual=y, h_prev=states[:, k])
+            new_states.append(h)
+        features = torch.tanh(decoder.out_proj(torch.cat([y, context], -1)))
+        return self.log_probs(features), (torch.stack(new_states, 1),
+                                          context if decoder.input_feeding else None)

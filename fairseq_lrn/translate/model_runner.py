@@ -1,0 +1,93 @@
+"""What the beam search needs from a model, and the runner for each supported model family.
+
+A :class:`ModelRunner` wraps a trained fairseq model (its modules and weights, not copies) for
+:func:`~fairseq_lrn.translate.search.beam_search`:
+
+* :meth:`~ModelRunner.encode` runs the encoder once per batch and precomputes, once per
+  sentence, everything the decoder's attention reads (keys, values, padding mask);
+* :meth:`~ModelRunner.start` / :meth:`~ModelRunner.step` / :meth:`~ModelRunner.reorder` run the
+  decoder one token at a time over ``N = B * beam`` rows. The per-row state is only the LRN
+  states (and, with input feeding, the previous context); the beams of a sentence share its
+  encoder memory (its attention is computed with the beams as a batch of queries against
+  the sentence's keys), so nothing of size ``source length`` is copied per beam or reordered.
+
+The step computes what the model's own incremental ``forward`` computes, with the model's modules.
+"""
+
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import CheckpointError
+
+State = Tuple[Tensor, ...]
+
+
+class ModelRunner(nn.Module):
+    """Base of the per-family runners (see the module docstring). The output projection is
+    ``model.decoder.output_projection``, or, for a decoder that computes it from its embedding
+    matrix, ``tied_output`` (a Linear sharing that weight), so that
+    :mod:`~fairseq_lrn.translate.quantize` can quantize it as a layer of its own."""
+
+    def __init__(self, model: nn.Module, tied_output: Optional[nn.Linear] = None):
+        super().__init__()
+        self.model = model
+        self.tied_output = tied_output
+        dictionary = model.decoder.dictionary
+        self.vocab_size = len(dictionary)
+        self.eos, self.pad, self.unk = dictionary.eos(), dictionary.pad(), dictionary.unk()
+
+    def max_decoder_positions(self) -> int:
+        return self.model.max_decoder_positions()
+
+    def log_probs(self, features: Tensor) -> Tensor:
+        """features ``(N, out_dim)`` -> log-probabilities ``(N, V)`` in float32, as the model's
+        ``get_normalized_probs`` (fairseq's ``utils.log_softmax``: in float32)."""
+        output = self.tied_output if self.tied_output is not None else self.model.decoder.output_projection
+        return F.log_softmax(output(features), dim=-1, dtype=torch.float32)
+
+    def reorder(self, state: State, order: Tensor) -> State:
+        """Select rows ``order (N,)`` of every per-row state tensor (dimension 0)."""
+        return tuple(None if s is None else s.index_select(0, order) for s in state)
+
+    def encode(self, src_tokens: Tensor, src_lengths: Tensor):
+        """The encoder memory of a batch ``src_tokens (B, S)``, per sentence."""
+        raise NotImplementedError
+
+    def start(self, memory, beam: int) -> State:
+        """The decoder's initial per-row state, ``N = B * beam`` rows (row ``b * beam + j``)."""
+        raise NotImplementedError
+
+    def select_sentences(self, memory, keep: Tensor):
+        """The encoder memory of sentences ``keep`` only (when finished sentences are dropped)."""
+        raise NotImplementedError
+
+    def step(self, tokens: Tensor, state: State, memory, beam: int) -> Tuple[Tensor, State]:
+        """tokens ``(N, t + 1)`` (the hypotheses so far, starting with EOS; the last column is
+        the input of this step) -> log-probabilities ``(N, V)`` and the new state."""
+        raise NotImplementedError
+
+
+def linear_sharing(weight: nn.Parameter) -> nn.Linear:
+    """An ``nn.Linear`` without bias whose weight *is* ``weight`` (no copy): the output
+    projection of a decoder that reuses its embedding matrix."""
+    out_features, in_features = weight.shape
+    linear = nn.Linear(in_features, out_features, bias=False, device="meta")
+    linear.weight = weight
+    return linear
+
+
+def runner_for(model: nn.Module) -> ModelRunner:
+    """The runner of a loaded ``lrn`` or ``transformer_lrn`` model (eval mode)."""
+    from ..models import LRNModel, TransformerLRNModel
+    from .lrn_runner import LRNRunner
+    from .transformer_lrn_runner import TransformerLRNRunner
+
+    if isinstance(model, TransformerLRNModel):
+        return TransformerLRNRunner(model)
+    if isinstance(model, LRNModel):
+        return LRNRunner(model)
+    raise CheckpointError(f"fairseq-lrn-translate runs lrn and transformer_lrn models, not "
+                          f"{type(model).__name__}; use fairseq-generate or CTranslate2")

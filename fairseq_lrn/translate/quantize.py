@@ -1,0 +1,56 @@
+"""``--quantize``: int8 weights for the linear layers (PyTorch dynamic quantization).
+
+``int8`` replaces ``nn.Linear`` layers by ``torch.ao.nn.quantized.dynamic.Linear``: the weights
+are stored as int8 (one scale per output row), the activations are quantized on the fly per call,
+and the product runs in int8 with int32 accumulation (fbgemm / oneDNN on x86). It covers the
+decoder's layers (LRN projections, attention, feed-forward, output layers), the encoder's
+feed-forward and LRN layers, and the output projection over the vocabulary, the largest matrix
+of a step. A tied output projection (the decoder's embedding matrix) is quantized as a copy, so
+the embedding lookup keeps its float weights.
+
+Not quantized: embeddings, layer norms, the recurrences (elementwise), and the self-attention
+projections of fairseq's Transformer encoder (its fast path reads their float weights directly;
+the encoder runs once per batch).
+
+PyTorch >= 2.13 marks the quantized tensor types this uses as deprecated (``torch.ao``
+quantization's successor is the separate ``torchao`` package); its warning at quantization time
+is silenced here, and int8 stops working in the PyTorch release that removes them.
+
+Quantization changes the numbers, so the translations can differ from fp32 ones;
+:data:`DEFAULT_QUANTIZE` stays ``none`` until int8 is measured within 0.3 BLEU of fp32 on real
+text (BENCHMARKS.md).
+"""
+
+import warnings
+from typing import Set
+
+import torch
+from torch import nn
+
+#: The modes of ``--quantize``.
+QUANTIZE_MODES = ("none", "int8")
+#: The default mode: the fastest one measured to keep quality (see the module docstring).
+DEFAULT_QUANTIZE = "none"
+
+
+def quantizable_linears(runner: nn.Module) -> Set[str]:
+    """The qualified names (in ``runner``) of the ``nn.Linear`` layers int8 mode replaces."""
+    return {name for name, module in runner.named_modules()
+            if type(module) is nn.Linear and ".self_attn." not in f".{name}."}
+
+
+def quantize_runner(runner: nn.Module, mode: str) -> nn.Module:
+    """Apply ``mode`` (one of :data:`QUANTIZE_MODES`) to a model runner in place; returns it."""
+    if mode not in QUANTIZE_MODES:
+        raise ValueError(f"--quantize must be one of {QUANTIZE_MODES}, got {mode!r}")
+    if mode == "none":
+        return runner
+    if next(runner.parameters()).device.type != "cpu":
+        raise ValueError("--quantize int8 runs on the CPU (PyTorch's dynamic quantization); "
+                         "use --quantize none with --device cuda")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor.* are deprecated",
+                                category=UserWarning)
+        torch.ao.quantization.quantize_dynamic(runner, quantizable_linears(runner), dtype=torch.qint8,
+                                               inplace=True)
+    return runner

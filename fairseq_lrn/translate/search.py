@@ -1,0 +1,210 @@
+"""Batched beam search over fixed-shape tensors, with the semantics of fairseq's ``SequenceGenerator``.
+
+fairseq's ``SequenceGenerator._generate`` (fairseq 0.12) rebuilds the batch whenever a sentence
+finishes and keeps its finished hypotheses in Python lists. :func:`beam_search` makes the same
+choices with a constant number of tensor operations per step and no Python loop over sentences
+or hypotheses:
+
+* every sentence keeps its ``beam`` rows (row ``b * beam + j``, as in fairseq); a finished
+  sentence's rows are masked (they can finalize nothing more) rather than removed, and the batch
+  is compacted only when at least half of its sentences are done, so shapes change at most
+  ``log2(B)`` times per batch (``drop_finished=False``: never);
+* the finished hypotheses of each sentence live in tensors ``(B, beam + 1, T)``: slot ``beam``
+  takes the writes of candidates that are not kept, so keeping them is one masked scatter;
+* the model side (:class:`~fairseq_lrn.translate.model_runner.ModelRunner`) runs the encoder
+  once per batch and reorders only its small per-row decoder states.
+
+What is the same as fairseq (``BeamSearch`` strategy, no prefix, no constraints, no LM):
+
+* ``pad`` is never chosen; ``unk`` loses ``unkpen``; before ``min_len`` tokens EOS is forbidden;
+  at the maximum length only EOS is allowed;
+* the candidates of a step are the ``2 * beam`` best (token, beam) pairs by cumulative log-prob
+  (only the first beam at step 0), chosen with ``torch.topk`` as fairseq does;
+* a candidate ending in EOS among the first ``beam`` of them is finished (in candidate order,
+  while the sentence has fewer than ``beam``), scored ``sum of log-probs / (length + 1) **
+  lenpen`` (the length counts the EOS); the ``beam`` best other candidates continue;
+* a sentence is done when it has ``beam`` finished hypotheses or reaches its maximum length; the
+  best finished hypothesis (by score, ties in finishing order) is the translation.
+
+Differences: fairseq's step that turns NaN log-probabilities into -inf is left out (a model that
+computes NaN is broken either way), and the maximum length ``max_len_a * src_len + max_len_b`` uses each
+sentence's own source length (tokens with ``</s>``). fairseq uses the longest source of its batch,
+so the two agree whenever ``max_len_a`` is 0 (the default) or the batch is one sentence.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import List
+
+import torch
+from torch import Tensor
+
+NEG_INF = -math.inf
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """What fairseq-generate's flags of the same names mean (``--beam``, ``--max-len-a``,
+    ``--max-len-b``, ``--min-len``, ``--lenpen``, ``--unkpen``)."""
+
+    beam: int = 5
+    max_len_a: float = 0.0
+    max_len_b: int = 200
+    min_len: int = 1
+    lenpen: float = 1.0
+    unkpen: float = 0.0
+
+    def __post_init__(self):
+        if self.beam < 1:
+            raise ValueError(f"--beam must be >= 1, got {self.beam}")
+        if self.min_len < 0:
+            raise ValueError(f"--min-len must be >= 0, got {self.min_len}")
+
+
+@dataclass
+class Hypotheses:
+    """The best hypothesis of each sentence of a batch: ``tokens (B, T)`` (valid up to
+    ``lengths``, without the final EOS), ``lengths (B,)`` and the normalised ``scores (B,)``."""
+
+    tokens: Tensor
+    lengths: Tensor
+    scores: Tensor
+
+    def as_lists(self) -> List[List[int]]:
+        """Each sentence's tokens as a list of ints (the final EOS not included)."""
+        return [row[:n] for row, n in zip(self.tokens.tolist(), self.lengths.tolist())]
+
+
+def max_lengths(source_lengths: List[int], options: SearchOptions, max_decoder_positions: int) -> List[int]:
+    """Each sentence's maximum output length (EOS not counted), as fairseq computes it for a
+    batch of that sentence alone: ``min(int(a * src_len + b), max_positions - 1)``."""
+    lengths = [min(int(options.max_len_a * n + options.max_len_b), max_decoder_positions - 1)
+               for n in source_lengths]
+    shortest = min(lengths)
+    if options.min_len > shortest:
+        raise ValueError(f"--min-len {options.min_len} is larger than the maximum output length "
+                         f"{shortest} (--max-len-a {options.max_len_a} x source length + --max-len-b "
+                         f"{options.max_len_b}, at most the decoder's {max_decoder_positions} positions "
+                         f"- 1); raise --max-len-b or lower --min-len")
+    return lengths
+
+
+@torch.inference_mode()
+def beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: SearchOptions, *,
+                drop_finished: bool = True) -> Hypotheses:
+    """Translate one batch: ``src_tokens (B, S)`` (padded as the model expects), ``src_lengths
+    (B,)`` (tokens with ``</s>``). ``runner``: a
+    :class:`~fairseq_lrn.translate.model_runner.ModelRunner`. Returns the best hypothesis of each
+    sentence (see the module docstring for the rules). ``drop_finished=False`` keeps every shape
+    fixed until the whole batch is done (finished sentences masked, never dropped)."""
+    B = src_tokens.size(0)
+    device = src_tokens.device
+    V, eos, pad, unk = runner.vocab_size, runner.eos, runner.pad, runner.unk
+    beam = min(options.beam, V - 1)  # as fairseq: pad is never selected
+    cand_size = 2 * beam
+    lengths = max_lengths(src_lengths.tolist(), options, runner.max_decoder_positions())
+    T, shortest = max(lengths), min(lengths)
+
+    memory = runner.encode(src_tokens, src_lengths)
+    state = runner.start(memory, beam)
+
+    # finished hypotheses of every sentence of the batch: slot `beam` takes the writes of the
+    # candidates that are not kept
+    fin_tokens = torch.full((B, beam + 1, T + 1), pad, dtype=torch.long, device=device)
+    fin_lengths = torch.zeros(B, beam + 1, dtype=torch.long, device=device)
+    fin_scores = torch.full((B, beam + 1), NEG_INF, device=device)
+    # the sentences still decoded (all at first): their batch index, and per-sentence state
+    active = _Active(torch.arange(B, device=device), torch.tensor(lengths, device=device), beam)
+    fin_count = torch.zeros(B, dtype=torch.long, device=device)
+    cands_to_ignore = torch.zeros(B, beam, dtype=torch.bool, device=device)
+    finished = torch.zeros(B, dtype=torch.bool, device=device)
+    tokens = torch.full((B * beam, T + 2), pad, dtype=torch.long, device=device)
+    tokens[:, 0] = eos  # fairseq starts every hypothesis with EOS
+    scores = torch.zeros(B * beam, device=device)  # cumulative log-prob of each row
+    cand_offsets = torch.arange(cand_size, device=device)
+    not_eos = torch.ones(V, dtype=torch.bool, device=device)
+    not_eos[eos] = False
+
+    for step in range(T + 1):
+        lprobs, state = runner.step(tokens[:, : step + 1], state, memory, beam)  # (N, V) float
+        lprobs[:, pad] = NEG_INF
+        if options.unkpen:
+            lprobs[:, unk] -= options.unkpen
+        if step >= shortest:  # rows at their maximum length may only end
+            lprobs.masked_fill_(active.row_max.le(step).unsqueeze(1) & not_eos, NEG_INF)
+        if step < options.min_len:
+            lprobs[:, eos] = NEG_INF
+
+        n = active.count
+        lprobs = lprobs.view(n, beam, V)
+        if step == 0:  # all beams are the same hypothesis: use the first
+            flat = lprobs[:, 0, :]
+        else:
+            flat = (lprobs + scores.view(n, beam, 1)).view(n, beam * V)
+        cand_scores, cand_flat = torch.topk(flat, k=min(cand_size, flat.size(1) - 1))
+        cand_beams = torch.div(cand_flat, V, rounding_mode="trunc")
+        cand_indices = cand_flat.fmod(V)
+        cand_rows = cand_beams + active.row_offsets  # (n, cands)
+
+        eos_mask = cand_indices.eq(eos) & cand_scores.ne(NEG_INF)
+        eos_mask[:, :beam] &= ~cands_to_ignore
+        ending = eos_mask[:, :beam] & ~finished.unsqueeze(1)
+        if ending.any():
+            slot = fin_count.unsqueeze(1) + ending.long().cumsum(1) - 1
+            kept = ending & slot.lt(beam)
+            dest = torch.where(kept, slot, beam)
+            where = (active.ids.unsqueeze(1), dest)
+            fin_tokens[where + (slice(0, step),)] = tokens[cand_rows[:, :beam], 1: step + 1]
+            fin_lengths[where] = step
+            fin_scores[where] = cand_scores[:, :beam] / (step + 1) ** options.lenpen
+            fin_count += kept.sum(1)
+            finished |= ending.any(1) & fin_count.eq(beam)
+        if step >= shortest:
+            finished |= active.max_len.le(step)
+        done = int(finished.sum()) if step < T else n
+        if done == n:
+            break
+        compact = drop_finished and done * 2 >= n  # half are done: drop them (at most log2(B) times)
+        if compact:
+            keep = (~finished).nonzero().squeeze(1)
+            memory = runner.select_sentences(memory, keep)
+            active = active.select(keep)
+            shortest = int(active.max_len.min())
+            cand_rows, cand_scores, cand_indices, eos_mask, cands_to_ignore, fin_count = (
+                t.index_select(0, keep) for t in (cand_rows, cand_scores, cand_indices, eos_mask,
+                                                  cands_to_ignore, fin_count))
+            finished = finished.new_zeros(keep.numel())
+
+        # the `beam` best candidates that do not end here continue (fairseq's active_hypos)
+        eos_mask[:, :beam] |= cands_to_ignore
+        active_mask = eos_mask.long() * cand_size + cand_offsets[: eos_mask.size(1)]
+        new_cands_to_ignore, active_hypos = torch.topk(active_mask, k=beam, dim=1, largest=False)
+        cands_to_ignore = new_cands_to_ignore.ge(cand_size)
+        active_rows = torch.gather(cand_rows, 1, active_hypos).view(-1)  # rows before compaction
+        scores = torch.gather(cand_scores, 1, active_hypos).view(-1)
+        if compact:
+            tokens = tokens.index_select(0, active_rows)
+        else:
+            tokens[:, : step + 1] = tokens[active_rows, : step + 1]
+        tokens[:, step + 1] = torch.gather(cand_indices, 1, active_hypos).view(-1)
+        state = runner.reorder(state, active_rows)
+
+    best = torch.sort(fin_scores[:, :beam], dim=1, descending=True, stable=True).indices[:, 0]
+    rows = torch.arange(B, device=device)
+    return Hypotheses(tokens=fin_tokens[rows, best], lengths=fin_lengths[rows, best],
+                      scores=fin_scores[rows, best])
+
+
+class _Active:
+    """The sentences a search still decodes: ``ids (n,)`` (their index in the batch),
+    ``max_len (n,)``, and for their ``n * beam`` rows ``row_max (n * beam,)`` and the first row
+    of each sentence ``row_offsets (n, 1)``."""
+
+    def __init__(self, ids: Tensor, max_len: Tensor, beam: int):
+        self.ids, self.max_len, self.beam = ids, max_len, beam
+        self.count = ids.numel()
+        self.row_max = max_len.repeat_interleave(beam)
+        self.row_offsets = torch.arange(self.count, device=ids.device).unsqueeze(1) * beam
+
+    def select(self, keep: Tensor) -> "_Active":
+        return _Active(self.ids.index_select(0, keep), self.max_len.index_select(0, keep), self.beam)

@@ -1,0 +1,211 @@
+"""The Python API of fast translation: :class:`Translator`.
+
+::
+
+    from fairseq_lrn.translate import Translator
+
+    translator = Translator.from_checkpoint("checkpoints/checkpoint_best.pt", "data-bin",
+                                            quantize="none", threads=2)
+    translator.translate(["ein kleiner Test ."], beam=5, batch_size=32)  # -> one str per line
+
+Each call encodes the lines (optional tokenizer and BPE, then the source dictionary, as
+fairseq-interactive does), sorts them by length into batches, runs
+:func:`~fairseq_lrn.translate.search.beam_search` on each batch and returns the translations in
+input order (target dictionary -> ``--remove-bpe`` -> BPE decoding -> detokenization).
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
+
+from ..fairseq_compat.interactive_input import apply_too_long_policy, too_long_message
+from .quantize import DEFAULT_QUANTIZE
+
+logger = logging.getLogger(__name__)
+
+#: Sentences per batch when neither ``batch_size`` nor ``max_tokens`` is given.
+DEFAULT_BATCH_SIZE = 32
+#: What ``translate(too_long=...)`` accepts: raise ValueError, no output (""), or the first tokens.
+TOO_LONG_POLICIES = ("error", "skip", "truncate")
+
+
+@dataclass
+class TranslationStats:
+    """What a run translated: sentences, generated target tokens (with the final ``</s>`` of
+    each, as fairseq-generate counts them) and seconds spent translating."""
+
+    sentences: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+    def add(self, other: "TranslationStats") -> None:
+        self.sentences += other.sentences
+        self.tokens += other.tokens
+        self.seconds += other.seconds
+
+
+def make_batches(lengths: Sequence[int], *, batch_size: Optional[int], max_tokens: Optional[int]) -> List[List[int]]:
+    """Indices of ``lengths`` grouped into batches, longest sentences first: at most
+    ``batch_size`` sentences and ``max_tokens`` padded source tokens per batch (a sentence
+    longer than ``max_tokens`` gets a batch of its own)."""
+    if batch_size is None and max_tokens is None:
+        batch_size = DEFAULT_BATCH_SIZE
+    for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches, current = [], []
+    for i in order:
+        full = current and ((batch_size is not None and len(current) >= batch_size) or
+                            (max_tokens is not None and (len(current) + 1) * lengths[current[0]] > max_tokens))
+        if full:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+class Translator:
+    """A loaded model ready to translate (see the module docstring); build it with
+    :meth:`from_checkpoint`."""
+
+    def __init__(self, runner, task, *, device: str = "cpu", encode_fn: Callable[[str], str] = None,
+                 decode_fn: Callable[[str], str] = None, remove_bpe: Optional[str] = None,
+                 max_source_positions: Optional[int] = None):
+        from fairseq import utils
+
+        self.runner = runner
+        self.task = task
+        self.device = device
+        self.src_dict, self.tgt_dict = task.source_dictionary, task.target_dictionary
+        self.encode_fn = encode_fn or (lambda line: line)
+        self.decode_fn = decode_fn or (lambda line: line)
+        self.remove_bpe = remove_bpe
+        limits = utils.resolve_max_positions(task.max_positions(), runner.model.max_positions())
+        limit = limits[0] if isinstance(limits, (tuple, list)) else limits
+        if max_source_positions is not None:
+            limit = min(limit, max_source_positions) if limit is not None else max_source_positions
+        self.max_source_positions = limit
+        self.left_pad_source = bool(getattr(task.cfg, "left_pad_source", True))
+
+    @classmethod
+    def from_checkpoint(cls, path: str, data: str, *, source_lang: Optional[str] = None,
+                        target_lang: Optional[str] = None, quantize: str = DEFAULT_QUANTIZE,
+                        threads: Optional[int] = None, device: str = "cpu", tokenizer: Optional[str] = None,
+                        bpe: Optional[str] = None, bpe_codes: Optional[str] = None,
+                        sentencepiece_model: Optional[str] = None, remove_bpe: Optional[str] = None,
+                        max_source_positions: Optional[int] = None) -> "Translator":
+        """Load an ``lrn`` / ``transformer_lrn`` checkpoint ``path`` with the dictionaries of the
+        data folder ``data`` (see :mod:`~fairseq_lrn.translate.loading`).
+
+        ``quantize``: ``"none"`` or ``"int8"`` (:mod:`~fairseq_lrn.translate.quantize`);
+        ``threads``: CPU threads for torch (``torch.set_num_threads``; None leaves torch's
+        setting); ``device``: ``"cpu"`` or ``"cuda"``; ``tokenizer`` (``"moses"``) and ``bpe``
+        (``"subword_nmt"`` with ``bpe_codes``, ``"sentencepiece"`` with ``sentencepiece_model``)
+        for raw text in and out, through fairseq's own encoders; ``remove_bpe``: as
+        fairseq's ``--remove-bpe`` (e.g. ``"subword_nmt"``, ``"sentencepiece"``, ``"@@ "``)."""
+        import torch
+
+        from .loading import load_model
+        from .model_runner import runner_for
+        from .quantize import quantize_runner
+        from .text_codecs import build_codecs
+
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"--threads must be >= 1, got {threads}")
+            torch.set_num_threads(threads)
+        model, task = load_model(path, data, source_lang=source_lang, target_lang=target_lang,
+                                 max_source_positions=max_source_positions)
+        runner = runner_for(model)
+        quantize_runner(runner, quantize)
+        runner.to(device)
+        encode_fn, decode_fn = build_codecs(tokenizer=tokenizer, bpe=bpe, bpe_codes=bpe_codes,
+                                            sentencepiece_model=sentencepiece_model,
+                                            source_lang=task.cfg.source_lang, target_lang=task.cfg.target_lang)
+        return cls(runner, task, device=device, encode_fn=encode_fn, decode_fn=decode_fn,
+                   remove_bpe=remove_bpe, max_source_positions=max_source_positions)
+
+    def translate(self, lines: Iterable[str], beam: int = 5, *, batch_size: Optional[int] = None,
+                  max_tokens: Optional[int] = None, max_len_a: float = 0, max_len_b: int = 200,
+                  min_len: int = 1, lenpen: float = 1, unkpen: float = 0, too_long: str = "error") -> List[str]:
+        """One translation per line, in order. The options mean what fairseq-generate's flags
+        of the same names mean. A line with more tokens than the model accepts raises ValueError
+        (``too_long="error"``), becomes ``""`` (``"skip"``) or is cut to the limit (``"truncate"``).
+        An empty line is translated as fairseq translates it (a source of ``</s>`` alone)."""
+        if too_long not in TOO_LONG_POLICIES:
+            raise ValueError(f"too_long must be one of {TOO_LONG_POLICIES}, got {too_long!r}")
+        outputs, _ = self.translate_with_stats(list(lines), beam=beam, batch_size=batch_size,
+                                               max_tokens=max_tokens, max_len_a=max_len_a,
+                                               max_len_b=max_len_b, min_len=min_len, lenpen=lenpen,
+                                               unkpen=unkpen, too_long=too_long)
+        return outputs
+
+    def encode(self, lines: Sequence[str], *, first_line: int = 1, too_long: str = "error") -> list:
+        """Source token tensors (``</s>`` appended) of ``lines``, or None for a line skipped as
+        too long. ``first_line``: the input line number of ``lines[0]`` (for messages).
+        ``too_long``: one of :data:`TOO_LONG_POLICIES`, or ``"refuse"`` (the command's default:
+        fairseq-interactive's message and exit code 1)."""
+        encoded = []
+        for i, line in enumerate(lines):
+            text = self.encode_fn(line)
+            tokens = self._binarize(text)
+            limit = self.max_source_positions
+            if limit is not None and tokens.numel() > limit:
+                where = dict(line_number=first_line + i, length=tokens.numel(), limit=limit)
+                if too_long == "error":
+                    raise ValueError(too_long_message(**where) + "; pass too_long='skip' or 'truncate'")
+                text = apply_too_long_policy(text, **where, truncate=too_long == "truncate",
+                                             skip=too_long == "skip")
+                tokens = None if text is None else self._binarize(text)
+            encoded.append(tokens)
+        return encoded
+
+    def _binarize(self, text: str):
+        return self.src_dict.encode_line(text, add_if_not_exist=False).long()
+
+    def translate_with_stats(self, lines: Sequence[str], *, first_line: int = 1, too_long: str = "error",
+                             progress=None, beam: int = 5, batch_size: Optional[int] = None,
+                             max_tokens: Optional[int] = None, **search) -> Tuple[List[str], TranslationStats]:
+        """:meth:`translate` that also returns its :class:`TranslationStats` (the seconds from
+        encoding the lines to the last string), numbering lines from ``first_line`` in messages
+        and advancing ``progress`` (a tqdm bar, or None) by each batch's sentences."""
+        from .search import SearchOptions
+
+        options = SearchOptions(beam=beam, **search)
+        start = time.perf_counter()
+        sources = self.encode(lines, first_line=first_line, too_long=too_long)
+        kept = [i for i, tokens in enumerate(sources) if tokens is not None]
+        outputs = [""] * len(lines)
+        stats = TranslationStats(sentences=len(kept))
+        for batch in make_batches([sources[i].numel() for i in kept], batch_size=batch_size,
+                                  max_tokens=max_tokens):
+            indices = [kept[j] for j in batch]
+            hypotheses, tokens = self._translate_batch([sources[i] for i in indices], options)
+            for i, hypothesis in zip(indices, hypotheses):
+                outputs[i] = hypothesis
+            stats.tokens += tokens
+            if progress is not None:
+                progress.update(len(indices))
+        stats.seconds = time.perf_counter() - start
+        return outputs, stats
+
+    def _translate_batch(self, sources: list, options) -> Tuple[List[str], int]:
+        """Translate source tensors (one batch); returns the strings and the generated tokens."""
+        import torch
+        from fairseq.data import data_utils
+
+        from .search import beam_search
+
+        src_tokens = data_utils.collate_tokens(sources, self.src_dict.pad(), self.src_dict.eos(),
+                                               left_pad=self.left_pad_source).to(self.device)
+        src_lengths = torch.tensor([s.numel() for s in sources], device=self.device)
+        hypotheses = beam_search(self.runner, src_tokens, src_lengths, options)
+        token_lists = hypotheses.as_lists()
+        strings = [self.decode_fn(self.tgt_dict.string(tokens, self.remove_bpe,
+                                                       extra_symbols_to_ignore={self.tgt_dict.eos()}))
+                   for tokens in token_lists]
+        return [s.replace("\n", " ") for s in strings], sum(len(t) + 1 for t in token_lists)
