@@ -10,7 +10,8 @@ distilled corpus has exactly its sentences, in its order. Translation runs in sh
 with the same arguments, goes on from the first missing shard. Two back-ends:
 
 * ``fast``: ``python -m fairseq_lrn.translate`` (the fast translation command) over the shard's
-  source lines, for ``lrn`` and ``transformer_lrn`` teachers when that module is installed;
+  source lines, for the teachers it runs (``lrn`` and ``transformer_lrn``, oLRN included; not the
+  ``--decoder-style conditional`` decoder): ``auto`` picks it for them;
 * ``generate``: ``fairseq-generate --gen-subset train`` over a data-bin of the shard (binarized
   with the teacher's dictionaries), its output ordered by sentence id
   (:mod:`fairseq_lrn.tools.generate_output`); any teacher, e.g. fairseq's ``transformer``.
@@ -19,7 +20,6 @@ No sentence is dropped: an empty translation, or one missing from a shard's outp
 original target, and is counted and listed (ids) in ``{out}/distill_report.json``.
 """
 
-import importlib.util
 import json
 import os
 import shlex
@@ -35,7 +35,6 @@ from .data_bin import build_data_bin
 from .generate_output import parse_generate_output
 from .run import run_fairseq
 
-FAST_MODELS = ("lrn", "transformer_lrn")
 BACKENDS = ("auto", "fast", "generate")
 REPORT = "distill_report.json"
 
@@ -82,47 +81,15 @@ def read_train_split(data_bin: str, source_lang: str, target_lang: str) -> Tuple
     return sides[0], sides[1]
 
 
-def teacher_model_name(checkpoint: str) -> str:
-    """The registered fairseq model (``lrn``, ``transformer``, ...) of a checkpoint's architecture,
-    read through the plugin's safe checkpoint loader."""
-    import fairseq_lrn.models  # noqa: F401  (registers the models and the safe loader)
-    from fairseq import checkpoint_utils
-    from fairseq.models import ARCH_MODEL_NAME_REGISTRY
-
-    state = checkpoint_utils.load_checkpoint_to_cpu(checkpoint)
-    cfg = state.get("cfg")
-    model_cfg = None if cfg is None else (cfg.get("model") if isinstance(cfg, dict) else getattr(cfg, "model", None))
-    if model_cfg is None:
-        model_cfg = state.get("args")  # checkpoints of older fairseq versions
-
-    def field(name):
-        return model_cfg.get(name) if isinstance(model_cfg, dict) else getattr(model_cfg, name, None)
-
-    arch = field("arch") or field("_name")
-    if arch not in ARCH_MODEL_NAME_REGISTRY:
-        raise DistillError(f"teacher {checkpoint!r}: unknown architecture {arch!r}")
-    return ARCH_MODEL_NAME_REGISTRY[arch]
-
-
-def fast_command_available() -> bool:
-    """True when the fast translation command (``fairseq_lrn.translate``) is installed."""
-    try:
-        return importlib.util.find_spec("fairseq_lrn.translate") is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def choose_backend(backend: str, checkpoint: str) -> str:
     """``fast`` or ``generate`` for ``backend`` (one of :data:`BACKENDS`)."""
     if backend not in BACKENDS:
         raise DistillError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "fast" and not fast_command_available():
-        raise DistillError("backend fast needs the fast translation command (fairseq_lrn.translate), "
-                           "which is not installed; use backend generate")
     if backend != "auto":
         return backend
-    fast = fast_command_available() and teacher_model_name(checkpoint) in FAST_MODELS
-    return "fast" if fast else "generate"
+    from ..translate.loading import can_translate
+
+    return "fast" if can_translate(checkpoint) else "generate"
 
 
 def decoding_args(beam: int, batch_size: int, max_len_a: float, max_len_b: int, lenpen: float,
@@ -252,8 +219,8 @@ def distill(*, teacher: str, data_bin: str, out: str, source_lang: str, target_l
             log: Callable[[str], None] = print) -> DistillResult:
     """Distil the training split of ``data_bin`` through ``teacher`` into ``{out}/data-bin``.
 
-    ``backend``: one of :data:`BACKENDS` (auto: ``fast`` for lrn/transformer_lrn teachers when
-    ``fairseq_lrn.translate`` is installed, else ``generate``). Decoding: ``beam``,
+    ``backend``: one of :data:`BACKENDS` (auto: ``fast`` for the teachers the fast command
+    runs, see :func:`~fairseq_lrn.translate.loading.refusal`, else ``generate``). Decoding: ``beam``,
     ``batch_size``, ``max_len_a``/``max_len_b``, ``lenpen``, ``cpu``, and ``translate_args``
     (more flags for the back-end's command). ``translator`` replaces the back-end (tests).
 
@@ -336,7 +303,7 @@ def build_parser():
     add("--target-lang", "-t", required=True)
     add("--backend", choices=BACKENDS, default="auto",
         help="auto: the fast command (python -m fairseq_lrn.translate) for lrn/transformer_lrn "
-             "teachers when installed, else fairseq-generate")
+             "teachers it runs (not --decoder-style conditional), else fairseq-generate")
     add("--shard-size", type=int, default=10000, help="sentences per committed shard")
     add("--beam", type=int, default=5)
     add("--batch-size", type=int, default=64)

@@ -13,32 +13,61 @@ from ..errors import CheckpointError
 REFUSAL_HINT = "translate it with fairseq-generate / fairseq-interactive, or convert it for CTranslate2"
 
 
-def architecture_of(state: Dict[str, Any]) -> Optional[str]:
-    """The ``--arch`` of a checkpoint's state (fairseq's ``cfg.model`` or old-style ``args``)."""
+def config_value(state: Dict[str, Any], name: str) -> Optional[Any]:
+    """The model option ``name`` of a checkpoint's state (fairseq's ``cfg.model`` or old-style
+    ``args``), or None."""
     for config in (state.get("args"), (state.get("cfg") or {}).get("model")):
         if config is None:
             continue
-        for key in ("arch", "_name"):
-            value = config.get(key) if hasattr(config, "get") else getattr(config, key, None)
-            if value:
-                return str(value)
+        value = config.get(name) if hasattr(config, "get") else getattr(config, name, None)
+        if value is not None:
+            return value
     return None
 
 
-def check_supported(arch: Optional[str], path: str) -> None:
-    """Raise CheckpointError unless ``arch`` is an ``lrn`` or ``transformer_lrn`` architecture."""
+def architecture_of(state: Dict[str, Any]) -> Optional[str]:
+    """The ``--arch`` of a checkpoint's state."""
+    arch = config_value(state, "arch") or config_value(state, "_name")
+    return None if arch is None else str(arch)
+
+
+def refusal(state: Dict[str, Any], path: str) -> Optional[str]:
+    """Why this command cannot translate with the checkpoint whose state is ``state``, or None
+    when it can (an ``lrn`` or ``transformer_lrn`` translation model, oLRN included, except the
+    authors' ``--decoder-style conditional`` decoder, which it does not run yet)."""
     from fairseq.models import ARCH_MODEL_REGISTRY
 
     from ..models import LRNLanguageModel, LRNModel, TransformerLRNModel
 
+    arch = architecture_of(state)
     model_class = ARCH_MODEL_REGISTRY.get(arch)
-    if model_class is not None and issubclass(model_class, (LRNModel, TransformerLRNModel)):
-        return
     if model_class is not None and issubclass(model_class, LRNLanguageModel):
-        raise CheckpointError(f"{path!r} is a language model (--arch {arch}), not a translation model; "
-                              f"sample from it with fairseq-interactive / fairseq-generate")
-    raise CheckpointError(f"fairseq-lrn-translate runs lrn and transformer_lrn models (and their oLRN "
-                          f"variants); {path!r} is --arch {arch or 'unknown'}: {REFUSAL_HINT}")
+        return (f"{path!r} is a language model (--arch {arch}), not a translation model; "
+                f"sample from it with fairseq-interactive / fairseq-generate")
+    if model_class is None or not issubclass(model_class, (LRNModel, TransformerLRNModel)):
+        return (f"fairseq-lrn-translate runs lrn and transformer_lrn models (and their oLRN "
+                f"variants); {path!r} is --arch {arch or 'unknown'}: {REFUSAL_HINT}")
+    if issubclass(model_class, LRNModel) and config_value(state, "decoder_style") == "conditional":
+        return (f"{path!r} has the authors' decoder (--decoder-style conditional), which "
+                f"fairseq-lrn-translate does not run yet: {REFUSAL_HINT}")
+    return None
+
+
+def check_supported(state: Dict[str, Any], path: str) -> None:
+    """Raise CheckpointError with :func:`refusal`'s reason unless this command can translate
+    with the checkpoint."""
+    reason = refusal(state, path)
+    if reason:
+        raise CheckpointError(reason)
+
+
+def can_translate(path: str) -> bool:
+    """Whether this command can translate with the checkpoint ``path`` (read through the
+    plugin's safe loader)."""
+    import fairseq_lrn.models  # noqa: F401  (registers the models and the safe loader)
+    from fairseq import checkpoint_utils
+
+    return refusal(checkpoint_utils.load_checkpoint_to_cpu(path), path) is None
 
 
 def load_model(path: str, data: str, *, source_lang: Optional[str] = None,
@@ -56,7 +85,7 @@ def load_model(path: str, data: str, *, source_lang: Optional[str] = None,
         if value is not None:
             overrides[key] = value
     state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides=overrides)
-    check_supported(architecture_of(state), path)
+    check_supported(state, path)
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides,
                                                                    state=state)
     model = models[0]

@@ -7,11 +7,9 @@ import os
 
 import pytest
 
-from fairseq_lrn.tools import distill as distill_module
 from fairseq_lrn.tools.data_bin import build_data_bin
 from fairseq_lrn.tools.distill import (DistillError, choose_backend, decoding_args, distill,
-                                       fast_command_available, generate_translator, main,
-                                       read_train_split, teacher_model_name)
+                                       generate_translator, main, read_train_split)
 from tests.cli_utils import USER_DIR
 from tests.models.test_cli_end_to_end import reversed_fraction
 
@@ -126,15 +124,28 @@ def test_student_trains_on_the_distilled_data(small_bin, tmp_path):
     assert (save_dir / "checkpoint_last.pt").is_file()
 
 
-def test_backend_choice(small_bin, monkeypatch):
+def test_backend_choice(small_bin, tmp_path):
+    """auto: the fast command for an lrn teacher, fairseq-generate for one it does not run (the
+    same checkpoint with the authors' conditional decoder in its configuration)."""
+    import torch
+
+    from fairseq_lrn.translate.loading import refusal
+
     _, teacher = small_bin
-    assert teacher_model_name(teacher) == "lrn"
-    assert choose_backend("auto", teacher) == ("fast" if fast_command_available() else "generate")
+    assert choose_backend("auto", teacher) == "fast"
     assert choose_backend("generate", teacher) == "generate"
-    monkeypatch.setattr(distill_module, "fast_command_available", lambda: False)
-    assert choose_backend("auto", teacher) == "generate"
-    with pytest.raises(DistillError, match="backend fast needs the fast translation command"):
-        choose_backend("fast", teacher)
+    state = torch.load(teacher, weights_only=False)  # the test's own file
+    model_cfg = state["cfg"]["model"]
+    if isinstance(model_cfg, dict):
+        model_cfg["decoder_style"] = "conditional"
+    else:
+        model_cfg.decoder_style = "conditional"
+    conditional = str(tmp_path / "conditional.pt")
+    torch.save(state, conditional)
+    assert choose_backend("auto", conditional) == "generate"
+    assert "--decoder-style conditional" in refusal(state, conditional)
+    with pytest.raises(DistillError, match="backend must be one of"):
+        choose_backend("fastest", teacher)
 
 
 def test_command_line_errors_name_the_problem(small_bin, tmp_path, capsys):
@@ -147,7 +158,6 @@ def test_command_line_errors_name_the_problem(small_bin, tmp_path, capsys):
 
 
 def test_fast_command_backend(small_bin, tmp_path):
-    pytest.importorskip("fairseq_lrn.translate")
     data_bin, _ = small_bin
     result = run(small_bin, tmp_path / "d", backend="fast")
     assert result.backend == "fast"
