@@ -48,12 +48,10 @@ def check_args(args) -> None:
                         "decoder_hidden_size", "decoder_layers", "decoder_out_embed_dim",
                         "decoder_attention_dim", "decoder_attention_heads"),
         probabilities=("dropout", "encoder_dropout_in", "encoder_dropout_out", "decoder_dropout_in",
-                       "decoder_dropout_out"))
+                       "decoder_dropout_out"),
+        choices={"decoder_style": DECODER_STYLES, "decoder_init_state": INIT_STATE_STYLES,
+                 "lrn_layer_norm_style": LAYER_NORM_STYLES})
     check_lrn_cell_args(args)
-    for name, choices in (("decoder_style", DECODER_STYLES), ("decoder_init_state", INIT_STATE_STYLES),
-                          ("lrn_layer_norm_style", LAYER_NORM_STYLES)):
-        if getattr(args, name) not in choices:
-            raise ValueError(f"--{name.replace('_', '-')} must be one of {choices}, got {getattr(args, name)!r}")
     if args.decoder_style == "parallel" and args.decoder_init_state != "tanh_linear":
         raise ValueError("--decoder-init-state zero needs --decoder-style conditional (the parallel "
                          "decoder has tanh_linear only)")

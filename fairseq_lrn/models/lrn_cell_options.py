@@ -3,6 +3,7 @@
 ``--lrn-output-gate``; their defaults and their checks."""
 
 from ..ops import ACTIVATIONS, IMPLS
+from .model_checks import check_option_ranges
 
 IMPL_HELP = ("recurrence implementation: auto (fused Triton kernel on CUDA, else the fast CPU path), "
              "fused, cpu or reference")
@@ -26,10 +27,7 @@ def add_lrn_cell_args(add, *, layer_norm_help: str, no_layer_norm_help: str = "n
 
 def check_lrn_cell_args(args) -> None:
     """Raise ValueError naming ``--lrn-activation`` or ``--lrn-impl`` when its value is unknown."""
-    if args.lrn_activation not in ACTIVATIONS:
-        raise ValueError(f"--lrn-activation must be one of {ACTIVATIONS}, got {args.lrn_activation!r}")
-    if args.lrn_impl not in IMPLS:
-        raise ValueError(f"--lrn-impl must be one of {IMPLS}, got {args.lrn_impl!r}")
+    check_option_ranges(args, choices={"lrn_activation": ACTIVATIONS, "lrn_impl": IMPLS})
 
 
 def lrn_cell_defaults(args, *, activation: str) -> None:

@@ -1,7 +1,7 @@
 """Checks every model of the plugin (``lrn``, ``transformer_lrn``, ``lrn_lm``) makes the same
 way: option ranges at build time, and the dictionary sizes of a checkpoint at load time."""
 
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Mapping, Sequence, Tuple
 
 from ..errors import CheckpointError
 
@@ -10,15 +10,19 @@ def _flag(name: str) -> str:
     return f"--{name.replace('_', '-')}"
 
 
-def check_option_ranges(args, *, positive: Iterable[str] = (), probabilities: Iterable[str] = ()) -> None:
-    """Raise ValueError naming the first option of ``positive`` below 1, or of ``probabilities``
-    (dropouts) outside [0, 1)."""
+def check_option_ranges(args, *, positive: Iterable[str] = (), probabilities: Iterable[str] = (),
+                        choices: Mapping[str, Sequence[str]] = None) -> None:
+    """Raise ValueError naming the first option of ``positive`` below 1, of ``probabilities``
+    (dropouts) outside [0, 1), or of ``choices`` (option -> its allowed values) not allowed."""
     for name in positive:
         if getattr(args, name) < 1:
             raise ValueError(f"{_flag(name)} must be >= 1, got {getattr(args, name)}")
     for name in probabilities:
         if not 0.0 <= getattr(args, name) < 1.0:
             raise ValueError(f"{_flag(name)} must be in [0, 1), got {getattr(args, name)}")
+    for name, allowed in (choices or {}).items():
+        if getattr(args, name) not in allowed:
+            raise ValueError(f"{_flag(name)} must be one of {allowed}, got {getattr(args, name)!r}")
 
 
 #: (side, embedding key in the state dict, the decoder/encoder attribute, the dictionary file)
