@@ -23,12 +23,10 @@ from typing import Dict, List, Optional
 
 from ..errors import GenerateOutputError
 from ..tools import user_dir
-from ..tools.generate_output import hypotheses_in_order, parse_generate_output
+from ..tools.generate_output import decoding_seconds, hypotheses_in_order, parse_generate_output
 from ..tools.run import run_fairseq
 from ..tools.scoring import remove_subwords
 
-#: fairseq-generate's summary: "Translated 1,266 sentences (23,456 tokens) in 12.3s (...)".
-TRANSLATED = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s")
 #: fairseq-lrn-translate's summary, the last line on its stderr.
 FAST_SUMMARY = re.compile(r"^fairseq-lrn-translate: (\d+) sentences, (\d+) tokens in ([\d.]+) s")
 #: fairseq's default maximum output length (``--max-len-a 0 --max-len-b 200``), given to CTranslate2 too.
@@ -102,14 +100,14 @@ def fairseq_generate(checkpoint: str, test: TestSet, cell: Cell) -> Decoded:
     proc = run_fairseq("generate", *argv, capture=True, check=False, env=_threads_env(cell.threads))
     if proc.returncode != 0:
         raise DecodeError(f"fairseq-generate exited with {proc.returncode}:\n{proc.stderr[-2000:]}")
-    m = TRANSLATED.search(proc.stdout + proc.stderr)
-    if m is None:
+    seconds = decoding_seconds(proc.stdout + proc.stderr)
+    if seconds is None:
         raise DecodeError("fairseq-generate printed no 'Translated N sentences ... in X s' line")
     try:
         hyps, _ = hypotheses_in_order(parse_generate_output(proc.stdout), what="fairseq-generate's output")
     except GenerateOutputError as exc:
         raise DecodeError(str(exc)) from None
-    return Decoded(_checked(hyps, test, "fairseq-generate"), float(m[3]))
+    return Decoded(_checked(hyps, test, "fairseq-generate"), seconds)
 
 
 # ----------------------------------------------------------------------------- fairseq-lrn-translate

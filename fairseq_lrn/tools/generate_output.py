@@ -6,11 +6,13 @@ and ``D-{id}\\t{score}\\t{detokenized hypothesis}``; every other line (``P-``, l
 """
 
 import re
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from ..errors import GenerateOutputError
 
 _LINE = re.compile(r"^([STHD])-(\d+)\t(.*)$", re.M)
+#: fairseq-generate's summary: "Translated 1,266 sentences (23,456 tokens) in 12.3s (...)".
+_TRANSLATED = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s")
 
 Sentences = Dict[int, Dict[str, str]]
 
@@ -42,3 +44,10 @@ def hypotheses_in_order(sentences: Sentences, *, what: str = "the output") -> Tu
         raise GenerateOutputError(f"{what}: {kind}- lines lack sentence ids {shown} (did "
                                   f"fairseq-generate run on the whole test set?)")
     return [by_id[i] for i in range(len(by_id))], kind
+
+
+def decoding_seconds(text: str) -> Optional[float]:
+    """The seconds of fairseq-generate's "Translated N sentences (M tokens) in Xs" line in
+    ``text`` (its decoding time, model loading excluded), or None when there is none."""
+    found = _TRANSLATED.search(text)
+    return None if found is None else float(found[3])

@@ -36,3 +36,13 @@ def test_hypotheses_in_order_prefer_detokenized_lines():
 def test_missing_ids_are_an_error_naming_them():
     with pytest.raises(GenerateOutputError, match=r"gen.out: H- lines lack sentence ids 1, 3"):
         hypotheses_in_order(parse_generate_output("H-0\t-1\tx\nH-2\t-1\ty\nH-4\t-1\tz\n"), what="gen.out")
+
+
+def test_decoding_seconds_reads_the_translated_line():
+    from fairseq_lrn.tools.generate_output import decoding_seconds
+
+    log = ("2026-12-06 | INFO | fairseq_cli.generate | NOTE: hypothesis and token scores are output in base 2\n"
+           "2026-12-06 | INFO | fairseq_cli.generate | Translated 1,266 sentences (23,456 tokens) in 12.3s "
+           "(102.93 sentences/s, 1906.99 tokens/s)\n")
+    assert decoding_seconds(log) == 12.3
+    assert decoding_seconds("fairseq-generate died before its summary") is None

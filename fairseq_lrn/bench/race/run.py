@@ -1,6 +1,5 @@
 """Train, translate and score one system of the race."""
 
-import re
 import shlex
 import shutil
 import subprocess
@@ -8,15 +7,12 @@ import time
 
 from ...errors import GenerateOutputError
 from ...tools import scoring, user_dir
-from ...tools.generate_output import hypotheses_in_order, parse_generate_output
+from ...tools.generate_output import decoding_seconds, hypotheses_in_order, parse_generate_output
 from ...tools.run import fairseq_command, run_fairseq
 
 from .common import log
 from .systems import SYSTEMS, override, recipe
 from .train_log import parse_train_log
-
-_TRANSLATED = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s")
-
 
 def cuda_available():
     import torch
@@ -66,8 +62,9 @@ def run_system(name, args, data, cuda, env):
     if proc.returncode != 0:
         result["error"] = f"fairseq-generate exited with {proc.returncode}:\n{proc.stderr[-2000:]}"
         return result
-    if m := _TRANSLATED.search(proc.stdout + proc.stderr):
-        result["decode_seconds"] = float(m[3])
+    seconds = decoding_seconds(proc.stdout + proc.stderr)
+    if seconds is not None:
+        result["decode_seconds"] = seconds
     try:  # the rule fairseq_lrn.tools.scoring reads them by: every id 0 .. n-1, D- lines before H- lines
         translated, _ = hypotheses_in_order(parse_generate_output(proc.stdout), what=str(hyp_path))
     except GenerateOutputError as exc:
