@@ -4,9 +4,9 @@ deploy, in one run, interleaved (``for repeat: for system: for cell``), with eac
 
 Systems (``MODEL/RUNTIME``; give each model's checkpoint with ``--system MODEL=CKPT``):
 
-* ``transformer``, ``transformer-dec2`` (fairseq ``transformer``, 6+6 and 6+2 layers): CTranslate2
+* ``transformer``, ``transformer-dec2`` (fairseq ``transformer``, e.g. 6+6 or 3+3, and 6+2): CTranslate2
   int8 and float32 (``ct2-int8``, ``ct2-float32``) and ``fairseq-generate``;
-* ``transformer-lrn``, ``transformer-lrn-dec2`` (``transformer_lrn`` 6+6 and 6+2) and ``lrn``:
+* ``transformer-lrn``, ``transformer-lrn-dec2`` (``transformer_lrn`` at those depths) and ``lrn``:
   ``fairseq-lrn-translate`` in fp32 and int8 (``fast-fp32``, ``fast-int8``) and ``fairseq-generate``.
 
 Cells: beam 5 and greedy x batch 1 and 32 x 1 and 2 threads, on the test set (BLEU of each

@@ -5,7 +5,7 @@ Works on any raw parallel corpus given as fairseq-preprocess-style prefixes (PRE
 plain untokenized text, one sentence per line):
 
     python scripts/quality_race.py --src en --tgt fr --train DATA/train --valid DATA/valid --test DATA/test \\
-        --work-dir race --budget-minutes 15 --json race.json
+        --work-dir race --budget-minutes 25 --json race.json --plot race-valid.png
 
 1. Preparation (as for WMT; each step resumable, see below), in --work-dir:
      tok/     Moses punctuation normalisation, non-printing-character removal, aggressive (-a)
@@ -23,7 +23,12 @@ plain untokenized text, one sentence per line):
    fairseq-generate on the test set with checkpoint_best.pt (--beam, --remove-bpe), Moses
    detokenization and sacreBLEU + chrF against the raw test references (fairseq_lrn.tools.scoring,
    as scripts/evaluate.py scores).
+   The *-distilled students train on the teacher's (transformer's) beam translations of the training
+   source instead of the references: sequence-level distillation (fairseq_lrn.tools.distill, done once
+   for all students, resumable, in WORK/distilled/transformer); race the transformer first.
    A system that fails is reported as failed; the others still run.
+   With --json, a system already finished in that report (same data) is kept and not trained again
+   (--rerun trains it again): a race that does not fit one sitting goes on where it stopped.
 3. A markdown table (and --json, rewritten after each system): parameters, training wall-clock (the
    clock --stop-time-hours reads: from the trainer's start, validations included), updates, epochs
    (fractional when the budget ends inside one), training words/s (target tokens/s, the wps of
@@ -33,15 +38,20 @@ plain untokenized text, one sentence per line):
    references tokenized and detokenized again, the ceiling the Moses pre/post-processing leaves (on
    software messages "%s" comes back as "% s", and normalisation rewrites some quotes).
 
-The systems (SYSTEMS below) share one optimiser recipe, chosen for a ~15-minute CPU budget, i.e. a
-few hundred to a few thousand updates: Adam (0.9, 0.98), lr 1e-3 (--lr), inverse-sqrt schedule with
-200 warm-up updates (--warmup-updates; fairseq's usual 4000 would not end within the budget),
+The systems (fairseq_lrn/bench/race/systems.py): fairseq's transformer and transformer_lrn at 3+3
+layers x 256 (FFN 1024, 4 heads), lrn 2+2 (embed 256, hidden 512) with additive, general, and the
+authors' conditional decoder, fairseq's lstm, and the 6+2 students (transformer and transformer_lrn,
+on the references and distilled). They share one optimiser recipe, chosen for a ~25-minute CPU
+budget, i.e. about a thousand updates: Adam (0.9, 0.98), lr 1e-3 (--lr), inverse-sqrt schedule with
+300 warm-up updates (--warmup-updates; fairseq's usual 4000 would not end within the budget),
 clip-norm 1.0, label-smoothed cross-entropy 0.1, --max-tokens 4096, dropout 0.1 (little
 regularisation is needed in so short a run), all embeddings shared, validation after each epoch, no
-per-epoch checkpoints, seed 1. --train-args adds flags to every fairseq-train command (later flags
-win), --tiny swaps in tiny model sizes (for tests and smoke runs). Decoding: beam 5, batch 64,
---max-len-a 1.5 --max-len-b 10 (an undertrained model must not babble for 200 tokens). Every test
-sentence is translated: the plugin's last_partial_batch fix keeps the ones fairseq 0.12 drops.
+per-epoch checkpoints, seed 1. 6+6 transformers do not translate within such a budget on 2 cores
+(BLEU 3 after 15 minutes), 3+3 ones do. --train-args adds flags to every fairseq-train command
+(later flags win), --tiny swaps in tiny model sizes (for tests and smoke runs). Decoding: beam 5,
+batch 64, --max-len-a 1.5 --max-len-b 10 (an undertrained model must not babble for 200 tokens).
+Every test sentence is translated: the plugin's last_partial_batch fix keeps the ones fairseq 0.12
+drops. --plot draws each system's validation loss against its training wall-clock.
 """
 
 import argparse
@@ -52,7 +62,8 @@ from pathlib import Path
 # The parts live in fairseq_lrn/bench/race/ (one job a module); the names tests and users call stay here.
 from fairseq_lrn.bench.race.common import RaceError, log
 from fairseq_lrn.bench.race.corpus import prepare, split_files
-from fairseq_lrn.bench.race.report import markdown_table, print_summary, write_json  # noqa: F401
+from fairseq_lrn.bench.race.report import (markdown_table, plot_valid_curves, previous_results,  # noqa: F401
+                                           print_summary, write_json)
 from fairseq_lrn.bench.race.run import cuda_available, run_system
 from fairseq_lrn.bench.race.systems import SYSTEMS, override, recipe  # noqa: F401
 from fairseq_lrn.bench.race.train_log import parse_train_log  # noqa: F401
@@ -73,16 +84,22 @@ def parse_args(argv=None):
                    help="drop training pairs with more tokens than this on a side (default: 250)")
     p.add_argument("--systems", nargs="+", default=list(SYSTEMS), metavar="NAME",
                    help=f"systems to race, in order (default: all: {' '.join(SYSTEMS)})")
-    p.add_argument("--budget-minutes", type=float, default=15.0, metavar="M",
-                   help="training wall-clock per system (fairseq-train --stop-time-hours M/60; default: 15)")
+    p.add_argument("--budget-minutes", type=float, default=25.0, metavar="M",
+                   help="training wall-clock per system (fairseq-train --stop-time-hours M/60; default: 25)")
     p.add_argument("--prepare-only", action="store_true", help="build DIR/bin and stop")
     p.add_argument("--threads", type=int, default=os.cpu_count(), metavar="N",
                    help="torch threads (OMP/MKL) of training and decoding, and preparation processes "
                         "(default: all cores)")
-    p.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
+    p.add_argument("--json", type=Path, metavar="OUT",
+                   help="write the results as JSON, after each system; when OUT exists (same data), its finished "
+                        "systems are kept and not trained again (unless --rerun), so a race can go on across runs")
+    p.add_argument("--rerun", action="store_true",
+                   help="train the --systems again even when --json already has their results")
+    p.add_argument("--plot", type=Path, metavar="PNG",
+                   help="draw each system's validation loss against training wall-clock (needs matplotlib)")
     p.add_argument("--beam", type=int, default=5, help="beam size for the test set (default: 5)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of every system (default: 1e-3)")
-    p.add_argument("--warmup-updates", type=int, default=200, metavar="N", help="warm-up updates (default: 200)")
+    p.add_argument("--warmup-updates", type=int, default=300, metavar="N", help="warm-up updates (default: 300)")
     p.add_argument("--dropout", type=float, default=0.1, help="dropout of every system (default: 0.1)")
     p.add_argument("--max-tokens", type=int, default=4096, metavar="N", help="tokens per batch (default: 4096)")
     p.add_argument("--log-interval", type=int, default=25, metavar="N", help="fairseq-train --log-interval")
@@ -113,20 +130,33 @@ def main(argv=None):
     log(f"data: {data['bin']}, joint vocabulary {data['vocab_size']} entries, {data['train_pairs']} training pairs; "
         f"BLEU of the test references tokenized and detokenized again: {data['reference_roundtrip_bleu']:.2f} "
         "(the ceiling the preprocessing leaves)")
+    try:
+        finished = previous_results(args.json, data) if args.json else {}
+    except RaceError as exc:
+        log(f"error: {exc}")
+        return 1
     report = {"data": data, "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "systems": {}}
+              "systems": finished}
     if not args.prepare_only:
         cuda = cuda_available()
         report["config"]["device"] = "cuda" if cuda else "cpu"
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+        os.environ.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+        env = dict(os.environ)
         for name in args.systems:
-            report["systems"][name] = run_system(name, args, data, cuda, env)
+            if not args.rerun and "bleu" in finished.get(name, {}):
+                log(f"{name}: finished already in {args.json} (BLEU {finished[name]['bleu']:.2f}), skipped; "
+                    "--rerun trains it again")
+                continue
+            report["systems"][name] = {**run_system(name, args, data, cuda, env),
+                                       "budget_minutes": args.budget_minutes, "threads": args.threads}
             if args.json:  # after each system: a long race keeps its finished results
                 write_json(report, args.json)
         print_summary(report, args)
+        if args.plot:
+            plot_valid_curves(report["systems"], args.plot)
     if args.json:
         write_json(report, args.json)
-    failed = [n for n, r in report["systems"].items() if "error" in r]
+    failed = [n for n in args.systems if "error" in report["systems"].get(n, {})]
     for n in failed:
         log(f"{n} failed: {report['systems'][n]['error']}")
     return 1 if failed else 0

@@ -43,11 +43,13 @@ CT2 = ("ct2-int8", "ct2-float32")
 FAST = ("fast-fp32", "fast-int8")
 # model -> (what the checkpoint is, the runtimes that decode it, the transformer it is compared with)
 MODELS: Dict[str, Tuple[str, Tuple[str, ...], Optional[str]]] = {
-    "transformer": ("fairseq transformer, 6+6 layers", CT2 + ("fairseq-generate",), None),
-    "transformer-dec2": ("fairseq transformer, 6+2 layers (same dims)", CT2 + ("fairseq-generate",), None),
-    "transformer-lrn": ("transformer_lrn, 6+6 layers (the transformer's dims)", FAST + ("fairseq-generate",),
+    "transformer": ("fairseq transformer (6+6 or 3+3 layers)", CT2 + ("fairseq-generate",), None),
+    "transformer-dec2": ("fairseq transformer with a 2-layer decoder (6+2, same dims)", CT2 + ("fairseq-generate",),
+                         None),
+    "transformer-lrn": ("transformer_lrn, the transformer's depth and dims", FAST + ("fairseq-generate",),
                         "transformer"),
-    "transformer-lrn-dec2": ("transformer_lrn, 6+2 layers", FAST + ("fairseq-generate",), "transformer-dec2"),
+    "transformer-lrn-dec2": ("transformer_lrn, 6+2 layers (transformer-dec2's)", FAST + ("fairseq-generate",),
+                             "transformer-dec2"),
     "lrn": ("lrn (2+2, the quality race's size)", FAST + ("fairseq-generate",), "transformer"),
 }
 BEST = {"ct2-best": CT2, "fast-best": FAST}

@@ -47,6 +47,10 @@ class DistillError(RuntimeError):
     """A distillation that cannot go on: bad input, or a resumed run with other settings."""
 
 
+class SettingsChanged(DistillError):
+    """The output folder holds shards of a run with other settings (or another teacher file)."""
+
+
 @dataclass
 class DistillResult:
     """What :func:`distill` produced: the distilled data-bin, the sentence count, the ids whose
@@ -205,7 +209,7 @@ def _check_manifest(work: str, manifest: dict) -> None:
             old = json.load(f)
         if old != manifest:
             changed = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
-            raise DistillError(f"{work} holds shards of a run with other settings ({', '.join(changed)}); "
+            raise SettingsChanged(f"{work} holds shards of a run with other settings ({', '.join(changed)}); "
                                "use another output folder, or remove it to start again")
     else:
         write_json(path, manifest)
@@ -241,7 +245,9 @@ def distill(*, teacher: str, data_bin: str, out: str, source_lang: str, target_l
     os.makedirs(work, exist_ok=True)
     name = choose_backend(backend, teacher) if translator is None else "custom"
     decoding = decoding_args(beam, batch_size, max_len_a, max_len_b, lenpen, cpu)
-    _check_manifest(work, {"teacher": os.path.abspath(teacher), "data_bin": os.path.abspath(data_bin),
+    stat = os.stat(teacher)  # a teacher trained again at the same path does not resume the old one's shards
+    _check_manifest(work, {"teacher": os.path.abspath(teacher), "teacher_bytes": stat.st_size,
+                           "teacher_mtime_ns": stat.st_mtime_ns, "data_bin": os.path.abspath(data_bin),
                            "source_lang": source_lang, "target_lang": target_lang, "backend": name,
                            "shard_size": shard_size, "sentences": len(sources),
                            "decoding": decoding + list(translate_args)})

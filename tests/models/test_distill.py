@@ -4,11 +4,12 @@ tiny trained teacher (tests/models/conftest.py): order, resume, fallback, dictio
 import filecmp
 import json
 import os
+import shutil
 
 import pytest
 
 from fairseq_lrn.tools.data_bin import build_data_bin
-from fairseq_lrn.tools.distill import (DistillError, choose_backend, decoding_args, distill,
+from fairseq_lrn.tools.distill import (DistillError, SettingsChanged, choose_backend, decoding_args, distill,
                                        generate_translator, main, read_train_split)
 from tests.cli_utils import USER_DIR
 from tests.models.test_cli_end_to_end import reversed_fraction
@@ -93,6 +94,18 @@ def test_resume_after_an_interrupted_shard(small_bin, tmp_path):
 
     with pytest.raises(DistillError, match="other settings \\(shard_size\\)"):
         run(small_bin, tmp_path / "d", shard_size=20, translator=counted)
+
+
+def test_a_teacher_trained_again_is_translated_again_not_resumed(small_bin, tmp_path):
+    data_bin, teacher = small_bin
+    copy = tmp_path / "teacher.pt"
+    shutil.copyfile(teacher, copy)
+    def same(lines, scratch):
+        return list(lines)
+    run((data_bin, str(copy)), tmp_path / "d", translator=same)
+    os.utime(copy, ns=(0, copy.stat().st_mtime_ns + 10**9))  # the same path, a newer file
+    with pytest.raises(SettingsChanged, match="other settings \\(teacher_mtime_ns\\)"):
+        run((data_bin, str(copy)), tmp_path / "d", translator=same)
 
 
 def test_empty_translations_keep_the_original_target_and_are_reported(small_bin, tmp_path):

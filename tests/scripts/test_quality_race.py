@@ -8,13 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fairseq_lrn.toy_data import write_corpus
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "quality_race.py"
-# transformer_lrn joins the race once its model exists
-SYSTEMS = ["transformer", *(["transformer_lrn"] if (REPO / "fairseq_lrn" / "models" / "transformer_lrn.py").exists()
-                            else []), "lrn-additive", "lrn-general", "lstm"]
+SYSTEMS = ["transformer", "transformer_lrn", "lrn-additive", "lrn-general", "lrn-conditional", "lstm"]
 
 
 def load_script():
@@ -57,7 +57,25 @@ def test_race_end_to_end(tmp_path):
     assert "--arch lrn " in report["systems"]["lrn-general"]["train_command"]
     assert "--decoder-attention general" in report["systems"]["lrn-general"]["train_command"]
     assert "--share-all-embeddings" in report["systems"]["lstm"]["train_command"]
+    assert "--decoder-style conditional" in report["systems"]["lrn-conditional"]["train_command"]
     assert (work / "bin" / "code").is_file() and not (work / "bin.tmp").exists()
+
+    # the race goes on from its JSON: the teacher is not trained again, a student learns from its translations
+    plot = tmp_path / "valid.png"
+    proc = race(corpus, work, "--tiny", "--bpe-merges", "50", "--budget-minutes", "0.04", "--max-tokens", "400",
+                "--systems", "transformer", "transformer_lrn-6-2-distilled", "--json", out, "--plot", plot)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert "transformer: finished already in" in proc.stderr
+    resumed = json.loads(out.read_text())
+    assert list(resumed["systems"]) == [*SYSTEMS, "transformer_lrn-6-2-distilled"]
+    assert resumed["systems"]["transformer"] == report["systems"]["transformer"]
+    student = resumed["systems"]["transformer_lrn-6-2-distilled"]
+    assert "error" not in student, student["error"]
+    assert student["distillation"]["sentences"] == 299 and student["distillation"]["backend"] == "generate"
+    distilled_bin = student["distillation"]["data_bin"]
+    assert distilled_bin in student["train_command"] and "--encoder-layers 2" in student["train_command"]
+    assert (Path(distilled_bin) / "dict.xx.txt").read_bytes() == (work / "bin" / "dict.xx.txt").read_bytes()
+    assert plot.stat().st_size > 0 and all(r["valid_curve"] for r in resumed["systems"].values())
 
     # a rerun reuses the finished preparation
     proc = race(corpus, work, "--bpe-merges", "50", "--prepare-only")
@@ -118,3 +136,27 @@ def test_parse_train_log():
     assert no_budget_stop["train_seconds"] == 30.0
     empty = load_script().parse_train_log("")
     assert empty["updates"] is None and empty["wps"] is None
+
+
+def test_valid_curve_from_log_time_stamps():
+    log = ("2026-12-06 10:00:00 | INFO | fairseq_cli.train | start\n"
+           "2026-12-06 10:04:30 | INFO | valid | epoch 001 | valid on 'valid' subset | loss 9.5 | num_updates 180\n"
+           "2026-12-06 10:09:00 | INFO | valid | epoch 002 | valid on 'valid' subset | loss 7.25 | num_updates 360\n")
+    curve = load_script().parse_train_log(log)["valid_curve"]
+    assert curve == [{"seconds": 270.0, "updates": 180.0, "loss": 9.5}, {"seconds": 540.0, "updates": 360.0, "loss": 7.25}]
+    assert load_script().parse_train_log(LOG)["valid_curve"] == []  # no time of day in the stamps
+
+
+def test_previous_results_only_on_the_same_data(tmp_path):
+    previous_results = load_script().previous_results
+    data = {"bin": "/w/bin", "vocab_size": 100, "train_pairs": 10, "test_pairs": 5, "test_references": "/c/test.xx"}
+    path = tmp_path / "race.json"
+    assert previous_results(path, data) == {}
+    path.write_text(json.dumps({"data": data, "systems": {"lstm": {"bleu": 1.0}}}))
+    assert previous_results(path, data) == {"lstm": {"bleu": 1.0}}
+    RaceError = load_script().RaceError
+    with pytest.raises(RaceError, match="holds results on other data \\(train_pairs differ\\)"):
+        previous_results(path, {**data, "train_pairs": 11})
+    path.write_text("{")
+    with pytest.raises(RaceError, match="is not a race report"):
+        previous_results(path, data)

@@ -1,6 +1,14 @@
-"""The race's results: the markdown table and the JSON report."""
+"""The race's results: the markdown table, the JSON report (and a race that goes on from it), the
+validation-loss plot."""
+
+import json
 
 from fairseq_lrn import atomic_files
+
+from .common import RaceError
+
+# What must be equal for a finished system of an earlier run to stand in this run's table.
+_SAME_DATA = ("bin", "vocab_size", "train_pairs", "test_pairs", "test_references")
 
 
 def _fmt(value, spec="{:.2f}"):
@@ -28,10 +36,44 @@ def write_json(report, path):
     atomic_files.write_json(path, report, indent=2)
 
 
+def previous_results(path, data):
+    """The finished systems of the race report at ``path`` ({} when there is none), checked to be on
+    the same data; RaceError names the file and the difference otherwise."""
+    if not path.exists():
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            report = json.load(f)
+        old_data, systems = report["data"], report["systems"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RaceError(f"{path} is not a race report ({exc}); give another --json") from exc
+    changed = [k for k in _SAME_DATA if old_data.get(k) != data.get(k)]
+    if changed:
+        raise RaceError(f"{path} holds results on other data ({', '.join(changed)} differ); give another --json")
+    return systems
+
+
+def plot_valid_curves(systems, path):
+    """Validation loss against training wall-clock minutes, one line per system, into ``path``."""
+    from ..plots import figure, save
+
+    fig, (ax,) = figure(1, 8, 5)
+    for name, r in systems.items():
+        curve = r.get("valid_curve") or []
+        if curve:
+            ax.plot([p["seconds"] / 60 for p in curve], [p["loss"] for p in curve], marker="o", label=name)
+    ax.set_xlabel("training wall-clock (minutes)")
+    ax.set_ylabel("validation loss (label-smoothed, base 2)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, str(path))
+
+
 def print_summary(report, args):
     """The race's headline, its markdown table and the sacreBLEU signatures, on stdout."""
     data = report["data"]
-    print(f"\nQuality race: {args.budget_minutes:g} min of training per system on {report['config']['device']} "
+    budgets = sorted({r.get("budget_minutes", args.budget_minutes) for r in report["systems"].values()})
+    print(f"\nQuality race: {'/'.join(f'{b:g}' for b in budgets)} min of training per system on {report['config']['device']} "
           f"({args.threads} threads); {data['train_pairs']:,} training pairs, joint vocabulary "
           f"{data['vocab_size']:,}; test: {data['test_pairs']:,} sentences, beam {args.beam}\n")
     print(markdown_table(report["systems"]))

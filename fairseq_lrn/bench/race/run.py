@@ -10,8 +10,8 @@ from ...tools import scoring, user_dir
 from ...tools.generate_output import decoding_seconds, hypotheses_in_order, parse_generate_output
 from ...tools.run import fairseq_command, run_fairseq
 
-from .common import log
-from .systems import SYSTEMS, override, recipe
+from .common import RaceError, log
+from .systems import SYSTEMS, TEACHER, override, recipe
 from .train_log import parse_train_log
 
 def cuda_available():
@@ -20,8 +20,48 @@ def cuda_available():
     return torch.cuda.is_available()
 
 
+def distilled_data(args, data, cuda):
+    """The race's data with the training target replaced by TEACHER's translations of the training
+    source (sequence-level distillation, :func:`fairseq_lrn.tools.distill.distill`, with the race's
+    test decoding: --beam, --max-len-a 1.5 --max-len-b 10): (data dict, distillation facts). The
+    translation is resumable (shards in WORK/distilled/TEACHER/work) and done once for all students;
+    a teacher trained again is translated again. Raises RaceError when the teacher is not trained."""
+    from ...tools.distill import DistillError, SettingsChanged, distill
+
+    teacher = args.work_dir / "systems" / TEACHER / "checkpoints" / "checkpoint_best.pt"
+    if not teacher.is_file():
+        raise RaceError(f"the distilled students learn from {TEACHER}'s translations, and {teacher} does not "
+                        f"exist: race {TEACHER} first (--systems {TEACHER} ...)")
+    out = args.work_dir / "distilled" / TEACHER
+    options = dict(teacher=str(teacher), data_bin=data["bin"], out=str(out), source_lang=args.src,
+                   target_lang=args.tgt, backend="auto", beam=args.beam, batch_size=64, max_len_a=1.5, max_len_b=10,
+                   cpu=not cuda, log=lambda msg: log(msg))
+    start = time.time()
+    try:
+        try:
+            result = distill(**options)
+        except SettingsChanged as exc:
+            log(f"{exc}: translating again")
+            shutil.rmtree(out / "work")
+            result = distill(**options)
+    except (DistillError, OSError) as exc:
+        raise RaceError(f"distillation through {teacher} failed: {exc}") from exc
+    facts = {"teacher": TEACHER, "teacher_checkpoint": str(teacher), "data_bin": result.data_bin,
+             "backend": result.backend, "sentences": result.sentences,
+             "kept_original_target": len(result.fallback_ids), "report": result.report,
+             "seconds_this_run": round(time.time() - start, 1)}
+    return {**data, "bin": result.data_bin}, facts
+
+
 def run_system(name, args, data, cuda, env):
-    """Train, translate and score one system; return its result dict (with "error" if it failed)."""
+    """Train, translate and score one system; return its result dict (with "error" if it failed).
+    A system whose spec says ``"data": "distilled"`` trains on :func:`distilled_data`."""
+    distillation = None
+    if SYSTEMS[name].get("data") == "distilled":
+        try:
+            data, distillation = distilled_data(args, data, cuda)
+        except RaceError as exc:
+            return {"note": SYSTEMS[name]["note"], "error": str(exc)}
     sdir = args.work_dir / "systems" / name
     shutil.rmtree(sdir, ignore_errors=True)  # a fresh run: fairseq would resume a stale checkpoint_last.pt
     sdir.mkdir(parents=True)
@@ -32,7 +72,7 @@ def run_system(name, args, data, cuda, env):
     train_argv = [data["bin"], "--user-dir", user_dir(), *override(train_argv, shlex.split(args.train_args)),
                   "--save-dir", str(sdir / "checkpoints")]
     result = {"note": spec["note"], "train_command": shlex.join(["fairseq-train", *train_argv]),
-              "train_log": str(sdir / "train.log")}
+              "train_log": str(sdir / "train.log"), **({"distillation": distillation} if distillation else {})}
     log(f"{name}: training for {args.budget_minutes:g} min (log: {sdir / 'train.log'})")
     start = time.time()
     with open(sdir / "train.log", "w", encoding="utf-8") as f:

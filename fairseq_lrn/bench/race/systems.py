@@ -3,16 +3,20 @@ as data; see ``scripts/quality_race.py`` for why the recipe is what it is."""
 
 from ..shapes import rnn_flags, transformer_flags
 
-# The systems: name -> architecture flags. "args" is the real size, "tiny" the --tiny size.
+# The systems: name -> architecture flags. "args" is the real size, "tiny" the --tiny size; "data":
+# "distilled" trains on the teacher's translations of the training source (see run.py), not the references.
 _LRN = ["--arch", "lrn", *rnn_flags(256, 512, 2, 2), "--share-all-embeddings"]
 _LRN_TINY = rnn_flags(32, 64, 1, 1)
-_TRANSFORMER = [*transformer_flags(256, 1024, 4, 6, 6), "--share-all-embeddings"]
+_TRANSFORMER = [*transformer_flags(256, 1024, 4, 3, 3), "--share-all-embeddings"]
+_STUDENT = [*transformer_flags(256, 1024, 4, 6, 2), "--share-all-embeddings"]
 _TRANSFORMER_TINY = transformer_flags(32, 64, 2, 1, 1)
+_STUDENT_TINY = transformer_flags(32, 64, 2, 2, 1)
+TEACHER = "transformer"  # whose translations the distilled students learn from
 SYSTEMS = {
     "transformer": {
         "args": ["--arch", "transformer", *_TRANSFORMER],
         "tiny": _TRANSFORMER_TINY,
-        "note": "fairseq transformer, d=256, ffn 1024, 4 heads, 6+6 layers (post-norm)"},
+        "note": "fairseq transformer, d=256, ffn 1024, 4 heads, 3+3 layers (post-norm); the students' teacher"},
     "transformer_lrn": {  # the same command with only --arch switched
         "args": ["--arch", "transformer_lrn", *_TRANSFORMER],
         "tiny": _TRANSFORMER_TINY,
@@ -25,6 +29,28 @@ SYSTEMS = {
         "args": [*_LRN, "--decoder-attention", "general"],
         "tiny": _LRN_TINY,
         "note": "fairseq_lrn lrn, 2+2 layers, embed 256, hidden 512, general (Luong) attention"},
+    "lrn-conditional": {
+        "args": [*_LRN, "--decoder-attention", "additive", "--decoder-style", "conditional",
+                 "--decoder-init-state", "zero", "--lrn-layer-norm-style", "whole"],
+        "tiny": _LRN_TINY,
+        "note": "as lrn-additive with the authors' decoder (zero's cond_rnn): one state chain through "
+                "layer 0, zero initial state, layer norm over the whole projection"},
+    "transformer-6-2": {
+        "args": ["--arch", "transformer", *_STUDENT],
+        "tiny": _STUDENT_TINY,
+        "note": "fairseq transformer student, d=256, ffn 1024, 4 heads, 6+2 layers, original targets"},
+    "transformer_lrn-6-2": {
+        "args": ["--arch", "transformer_lrn", *_STUDENT],
+        "tiny": _STUDENT_TINY,
+        "note": "transformer_lrn student, 6+2 layers, original targets"},
+    "transformer-6-2-distilled": {
+        "args": ["--arch", "transformer", *_STUDENT],
+        "tiny": _STUDENT_TINY, "data": "distilled",
+        "note": f"transformer-6-2 trained on {TEACHER}'s beam-5 translations of the training source"},
+    "transformer_lrn-6-2-distilled": {
+        "args": ["--arch", "transformer_lrn", *_STUDENT],
+        "tiny": _STUDENT_TINY, "data": "distilled",
+        "note": f"transformer_lrn-6-2 trained on {TEACHER}'s beam-5 translations of the training source"},
     "lstm": {
         "args": ["--arch", "lstm", *rnn_flags(256, 512, 2, 2, bidirectional=True), "--share-all-embeddings"],
         "tiny": _LRN_TINY,

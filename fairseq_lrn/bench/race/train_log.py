@@ -1,12 +1,14 @@
 """The numbers of a fairseq-train log (--log-format simple): parameters, updates, epochs, words/s, losses."""
 
 import re
+from datetime import datetime
 
 _INNER = re.compile(r"\| train_inner \| epoch (\d+):\s+(\d+) / (\d+) (.*)$")
 _SUMMARY = re.compile(r"\| (train|valid) \| epoch (\d+) \|(.*)$")
 _PARAMS = re.compile(r"num\. (?:shared )?model params: ([\d,]+)")
 _DONE = re.compile(r"done training in ([\d.]+) seconds")
 _STOPPED = re.compile(r"Stopping training due to cumulative_training_time: ([\d.e+-]+) >")
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \|")
 _NUM = re.compile(r"^-?[\d.]+(?:e[-+]?\d+)?$|^-?inf$|^nan$", re.I)
 
 
@@ -28,16 +30,26 @@ def parse_train_log(log_text):
     included; "done training in" gives train_loop_seconds, the training loop alone), updates, epochs
     (fractional when the last one was cut short),
     wps (the last epoch summary's words/s; the last train_inner line's when no summary was printed),
-    wps_per_epoch, valid_loss (last validation), best_valid_loss."""
+    wps_per_epoch, valid_loss (last validation), best_valid_loss, and valid_curve: one
+    ``{"seconds", "updates", "loss"}`` per validation, seconds from the log's first time stamp
+    (fairseq's logging format, one-second resolution; [] when the lines have none)."""
     train, valid, inner = {}, {}, {}
     batches_per_epoch, params, done, stopped = None, None, None, None
+    first_stamp, curve = None, []
     for line in log_text.splitlines():
+        stamp = _STAMP.match(line)
+        stamp = datetime.strptime(stamp[1], "%Y-%m-%d %H:%M:%S") if stamp else None
+        if first_stamp is None:
+            first_stamp = stamp
         if m := _INNER.search(line):
             epoch, total = int(m[1]), int(m[3])
             batches_per_epoch = total
             inner = {"epoch": epoch, **_stats(m[4], ",")}
         elif m := _SUMMARY.search(line):
-            (train if m[1] == "train" else valid)[int(m[2])] = _stats(m[3], "|")
+            (train if m[1] == "train" else valid)[int(m[2])] = stats = _stats(m[3], "|")
+            if m[1] == "valid" and stamp is not None and "loss" in stats:
+                curve.append({"seconds": (stamp - first_stamp).total_seconds(),
+                              "updates": stats.get("num_updates"), "loss": stats["loss"]})
         elif m := _PARAMS.search(line):
             params = int(m[1].replace(",", ""))
         elif m := _DONE.search(line):
@@ -46,7 +58,7 @@ def parse_train_log(log_text):
             stopped = round(float(m[1]) * 3600, 1)
     r = {"params": params, "train_seconds": stopped, "train_loop_seconds": done, "updates": None, "epochs": None,
          "wps": None, "wps_per_epoch": [train[e].get("wps") for e in sorted(train)],
-         "valid_loss": None, "best_valid_loss": None}
+         "valid_loss": None, "best_valid_loss": None, "valid_curve": curve}
     updates = [s["num_updates"] for s in (*train.values(), *valid.values(), inner) if "num_updates" in s]
     if updates:
         r["updates"] = int(max(updates))
