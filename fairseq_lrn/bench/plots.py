@@ -3,8 +3,11 @@
 
 def figure(ncols: int, width: float, height: float):
     """A row of ``ncols`` axes, ``width`` x ``height`` inches each: (figure, [axes])."""
+    import logging
+
     import matplotlib
 
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # not its font search, when a caller logs DEBUG
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

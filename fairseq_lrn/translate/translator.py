@@ -5,7 +5,7 @@
     from fairseq_lrn.translate import Translator
 
     translator = Translator.from_checkpoint("checkpoints/checkpoint_best.pt", "data-bin",
-                                            quantize="none", threads=2)
+                                            quantize="auto", threads=2)
     translator.translate(["ein kleiner Test ."], beam=5, batch_size=32)  # -> one str per line
 
 Each call encodes the lines (optional tokenizer and BPE, then the source dictionary, as
@@ -78,6 +78,7 @@ class Translator:
         from fairseq import utils
 
         self.runner = runner
+        self.quantize = "none"  # the --quantize mode the runner was built with (from_checkpoint sets it)
         self.task = task
         self.device = device
         self.src_dict, self.tgt_dict = task.source_dictionary, task.target_dictionary
@@ -101,7 +102,8 @@ class Translator:
         """Load an ``lrn`` / ``transformer_lrn`` checkpoint ``path`` with the dictionaries of the
         data folder ``data`` (see :mod:`~fairseq_lrn.translate.loading`).
 
-        ``quantize``: ``"none"`` or ``"int8"`` (:mod:`~fairseq_lrn.translate.quantize`);
+        ``quantize``: ``"auto"``, ``"none"`` or ``"int8"`` (:mod:`~fairseq_lrn.translate.quantize`;
+        ``auto``: int8 where it was measured to keep BLEU; the mode used is ``self.quantize``);
         ``threads``: CPU threads for torch (``torch.set_num_threads``; None leaves torch's
         setting); ``device``: ``"cpu"`` or ``"cuda"``; ``tokenizer`` (``"moses"``) and ``bpe``
         (``"subword_nmt"`` with ``bpe_codes``, ``"sentencepiece"`` with ``sentencepiece_model``)
@@ -111,7 +113,7 @@ class Translator:
 
         from .loading import load_model
         from .model_runner import runner_for
-        from .quantize import quantize_runner
+        from .quantize import quantize_runner, resolve_mode
         from .text_codecs import build_codecs
 
         if threads is not None:
@@ -121,13 +123,17 @@ class Translator:
         model, task = load_model(path, data, source_lang=source_lang, target_lang=target_lang,
                                  max_source_positions=max_source_positions)
         runner = runner_for(model)
-        quantize_runner(runner, quantize)
+        mode = resolve_mode(quantize, runner, device)
+        quantize_runner(runner, mode)
         runner.to(device)
         encode_fn, decode_fn = build_codecs(tokenizer=tokenizer, bpe=bpe, bpe_codes=bpe_codes,
                                             sentencepiece_model=sentencepiece_model,
                                             source_lang=task.cfg.source_lang, target_lang=task.cfg.target_lang)
-        return cls(runner, task, device=device, encode_fn=encode_fn, decode_fn=decode_fn,
-                   remove_bpe=remove_bpe, max_source_positions=max_source_positions)
+        translator = cls(runner, task, device=device, encode_fn=encode_fn, decode_fn=decode_fn,
+                         remove_bpe=remove_bpe, max_source_positions=max_source_positions)
+        translator.quantize = mode
+        logger.info(f"--quantize {quantize}: {mode}" if quantize == "auto" else f"--quantize {mode}")
+        return translator
 
     def translate(self, lines: Iterable[str], beam: int = 5, *, batch_size: Optional[int] = None,
                   max_tokens: Optional[int] = None, max_len_a: float = 0, max_len_b: int = 200,

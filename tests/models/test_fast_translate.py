@@ -174,6 +174,26 @@ def test_int8_runs_and_mostly_agrees_with_fp32(trained, translators):
     assert agree >= 0.9, agree
 
 
+def test_default_quantize_is_int8_only_where_its_bleu_was_measured(trained, trained_transformer_lrn):
+    """--quantize auto (the default): int8 on the CPU for transformer_lrn (measured within 0.3 BLEU
+    of fp32 on real text), fp32 for lrn (not measured) and on CUDA; bad modes are refused."""
+    from torch.ao.nn.quantized.dynamic import Linear as QuantizedLinear
+
+    from fairseq_lrn.translate.quantize import resolve_mode
+
+    def quantized_layers(translator):
+        return sum(isinstance(m, QuantizedLinear) for m in translator.runner.modules())
+
+    tlrn = Translator.from_checkpoint(trained_transformer_lrn[1], trained_transformer_lrn[0])
+    assert tlrn.quantize == "int8" and quantized_layers(tlrn) > 0
+    lrn = Translator.from_checkpoint(trained[2], trained[1])
+    assert lrn.quantize == "none" and quantized_layers(lrn) == 0
+    assert resolve_mode("auto", tlrn.runner, "cuda") == "none"
+    assert resolve_mode("none", tlrn.runner, "cpu") == "none"
+    with pytest.raises(ValueError, match="--quantize must be one of"):
+        resolve_mode("int4", lrn.runner, "cpu")
+
+
 def test_other_architectures_are_refused(trained, tmp_path):
     folder, data_bin, checkpoint = trained
     foreign = _edited_checkpoint(checkpoint, tmp_path / "lstm.pt", _name="lstm", arch="lstm")
