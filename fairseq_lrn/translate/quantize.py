@@ -19,7 +19,7 @@ is silenced here, and int8 stops working in the PyTorch release that removes the
 Quantization changes the numbers, so the translations can differ from fp32 ones. The default,
 ``auto``, is int8 on the CPU for the model families whose int8 translations were measured within
 0.3 BLEU of fp32 on real text (:data:`INT8_MEASURED`; BENCHMARKS.md, 2026-12-06: ``transformer_lrn``
-3+3 and 6+2 on gettext En-Fr, beam 5 and greedy, int8 -0.00 to +0.08 BLEU), and ``none`` for the
+3+3 and 6+2 on gettext En-Fr, beam 5 and greedy, int8 +0.02 to +0.08 BLEU), and ``none`` for the
 others (``lrn``: not measured yet) and on CUDA.
 """
 

@@ -73,7 +73,8 @@ def print_summary(report, args):
     """The race's headline, its markdown table and the sacreBLEU signatures, on stdout."""
     data = report["data"]
     budgets = sorted({r.get("budget_minutes", args.budget_minutes) for r in report["systems"].values()})
-    print(f"\nQuality race: {'/'.join(f'{b:g}' for b in budgets)} min of training per system on {report['config']['device']} "
+    minutes = "/".join(f"{b:g}" for b in budgets)
+    print(f"\nQuality race: {minutes} min of training per system on {report['config']['device']} "
           f"({args.threads} threads); {data['train_pairs']:,} training pairs, joint vocabulary "
           f"{data['vocab_size']:,}; test: {data['test_pairs']:,} sentences, beam {args.beam}\n")
     print(markdown_table(report["systems"]))
