@@ -29,12 +29,14 @@ from typing import Set
 import torch
 from torch import nn
 
+from .transformer_lrn_runner import TransformerLRNRunner
+
 #: The modes of ``--quantize``.
 QUANTIZE_MODES = ("auto", "none", "int8")
 #: The default mode: the fastest one measured to keep quality (see the module docstring).
 DEFAULT_QUANTIZE = "auto"
 #: The runners (model families) whose int8 BLEU on real text was measured within 0.3 of fp32.
-INT8_MEASURED = ("TransformerLRNRunner",)
+INT8_MEASURED = (TransformerLRNRunner,)
 
 
 def resolve_mode(mode: str, runner: nn.Module, device: str) -> str:
@@ -44,7 +46,7 @@ def resolve_mode(mode: str, runner: nn.Module, device: str) -> str:
         raise ValueError(f"--quantize must be one of {QUANTIZE_MODES}, got {mode!r}")
     if mode != "auto":
         return mode
-    return "int8" if device == "cpu" and type(runner).__name__ in INT8_MEASURED else "none"
+    return "int8" if device == "cpu" and isinstance(runner, INT8_MEASURED) else "none"
 
 
 def quantizable_linears(runner: nn.Module) -> Set[str]:

@@ -74,11 +74,11 @@ class Translator:
 
     def __init__(self, runner, task, *, device: str = "cpu", encode_fn: Callable[[str], str] = None,
                  decode_fn: Callable[[str], str] = None, remove_bpe: Optional[str] = None,
-                 max_source_positions: Optional[int] = None):
+                 max_source_positions: Optional[int] = None, quantize: str = "none"):
         from fairseq import utils
 
         self.runner = runner
-        self.quantize = "none"  # the --quantize mode the runner was built with (from_checkpoint sets it)
+        self.quantize = quantize  # the --quantize mode the runner was built with (none or int8)
         self.task = task
         self.device = device
         self.src_dict, self.tgt_dict = task.source_dictionary, task.target_dictionary
@@ -129,11 +129,9 @@ class Translator:
         encode_fn, decode_fn = build_codecs(tokenizer=tokenizer, bpe=bpe, bpe_codes=bpe_codes,
                                             sentencepiece_model=sentencepiece_model,
                                             source_lang=task.cfg.source_lang, target_lang=task.cfg.target_lang)
-        translator = cls(runner, task, device=device, encode_fn=encode_fn, decode_fn=decode_fn,
-                         remove_bpe=remove_bpe, max_source_positions=max_source_positions)
-        translator.quantize = mode
         logger.info(f"--quantize {quantize}: {mode}" if quantize == "auto" else f"--quantize {mode}")
-        return translator
+        return cls(runner, task, device=device, encode_fn=encode_fn, decode_fn=decode_fn,
+                   remove_bpe=remove_bpe, max_source_positions=max_source_positions, quantize=mode)
 
     def translate(self, lines: Iterable[str], beam: int = 5, *, batch_size: Optional[int] = None,
                   max_tokens: Optional[int] = None, max_len_a: float = 0, max_len_b: int = 200,

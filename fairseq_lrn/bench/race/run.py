@@ -35,7 +35,7 @@ def distilled_data(args, data, cuda):
     out = args.work_dir / "distilled" / TEACHER
     options = dict(teacher=str(teacher), data_bin=data["bin"], out=str(out), source_lang=args.src,
                    target_lang=args.tgt, backend="auto", beam=args.beam, batch_size=64, max_len_a=1.5, max_len_b=10,
-                   cpu=not cuda, log=lambda msg: log(msg))
+                   cpu=not cuda, log=log)
     start = time.time()
     try:
         try:
