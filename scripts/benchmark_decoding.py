@@ -6,8 +6,10 @@ Systems (``MODEL/RUNTIME``; give each model's checkpoint with ``--system MODEL=C
 
 * ``transformer``, ``transformer-dec2`` (fairseq ``transformer``, e.g. 6+6 or 3+3, and 6+2): CTranslate2
   int8 and float32 (``ct2-int8``, ``ct2-float32``) and ``fairseq-generate``;
-* ``transformer-lrn``, ``transformer-lrn-dec2`` (``transformer_lrn`` at those depths) and ``lrn``:
-  ``fairseq-lrn-translate`` in fp32 and int8 (``fast-fp32``, ``fast-int8``) and ``fairseq-generate``.
+* ``transformer-lrn``, ``transformer-lrn-dec2`` (``transformer_lrn`` at those depths), ``lrn`` and
+  ``lrn-conditional`` (the authors' decoder, ``--decoder-style conditional``):
+  ``fairseq-lrn-translate`` in fp32 and int8 (``fast-fp32``, ``fast-int8``), with ``--shortlist FILE``
+  also int8 with that lexical shortlist (``fast-int8-shortlist``), and ``fairseq-generate``.
 
 Cells: beam 5 and greedy x batch 1 and 32 x 1 and 2 threads, on the test set (BLEU of each
 output: sacreBLEU on the Moses-detokenized hypotheses against --test-reference) and with every
@@ -45,6 +47,9 @@ def parse_args(argv=None):
     add("--source-lang", help="source language (default: inferred from the data-bin's test split)")
     add("--target-lang", help="target language (default: inferred)")
     add("--detok-lang", help="language of the Moses detokenizer (default: the target language)")
+    add("--shortlist", metavar="FILE",
+        help="a shortlist of the data-bin (scripts/build_shortlist.py): adds the runtime fast-int8-shortlist "
+             "(fairseq-lrn-translate --quantize int8 --shortlist FILE) for the LRN models")
     add("--runtimes", nargs="+", choices=list(RUNTIMES), default=list(RUNTIMES),
         help="runtimes to run (default: all that decode the given models)")
     add("--beams", nargs="+", type=int, default=[5, 1], help="beam sizes (1 = greedy; default: 5 1)")
@@ -71,7 +76,7 @@ def parse_args(argv=None):
             parser.error(f"--system {spec!r}: no such checkpoint file {ckpt!r}")
         systems[model] = ckpt
     args.system = systems
-    for path in (args.test_source, args.test_reference):
+    for path in (args.test_source, args.test_reference) + ((args.shortlist,) if args.shortlist else ()):
         if not os.path.isfile(path):
             parser.error(f"no such file: {path}")
     if not os.path.isdir(args.data):

@@ -27,12 +27,18 @@ plain untokenized text, one sentence per line):
    source instead of the references: sequence-level distillation (fairseq_lrn.tools.distill, done once
    for all students, resumable, in WORK/distilled/transformer); race the transformer first.
    A system that fails is reported as failed; the others still run.
+   --lenpen-grid LP ...: then, for each system (finished ones of --json included, not trained
+   again), the validation set is translated with each length penalty (fairseq-generate --lenpen),
+   the one with the best validation BLEU is kept, and the test set is translated with it: the
+   "lenpen chosen on valid" column (JSON: "lenpen"). The test set never chooses. It shows how much
+   of a gap is output length (the brevity penalty), e.g. of students trained on a teacher's short
+   translations.
    With --json, a system already finished in that report (same data) is kept and not trained again
    (--rerun trains it again): a race that does not fit one sitting goes on where it stopped.
 3. A markdown table (and --json, rewritten after each system): parameters, training wall-clock (the
    clock --stop-time-hours reads: from the trainer's start, validations included), updates, epochs
-   (fractional when the budget ends inside one), training words/s (target tokens/s, the wps of
-   fairseq's last epoch summary), best validation loss, BLEU, chrF, decoding time (fairseq-generate's
+   (fractional when the budget ends inside one), training words/s (target tokens/s over the whole
+   run: fairseq's epoch summaries weighted by their train_wall), best validation loss, BLEU, chrF, decoding time (fairseq-generate's
    own "Translated ... in Xs", without start-up). The JSON adds the exact commands, the logs' paths,
    the sacreBLEU signatures and data facts, among them reference_roundtrip_bleu: the BLEU of the test
    references tokenized and detokenized again, the ceiling the Moses pre/post-processing leaves (on
@@ -64,7 +70,7 @@ from fairseq_lrn.bench.race.common import RaceError, log
 from fairseq_lrn.bench.race.corpus import prepare, split_files
 from fairseq_lrn.bench.race.report import (markdown_table, plot_valid_curves, previous_results,  # noqa: F401
                                            print_summary, write_json)
-from fairseq_lrn.bench.race.run import cuda_available, run_system
+from fairseq_lrn.bench.race.run import cuda_available, run_system, tune_lenpen
 from fairseq_lrn.bench.race.systems import SYSTEMS, override, recipe  # noqa: F401
 from fairseq_lrn.bench.race.train_log import parse_train_log  # noqa: F401
 from fairseq_lrn.prep.io import PrepError
@@ -98,6 +104,10 @@ def parse_args(argv=None):
     p.add_argument("--plot", type=Path, metavar="PNG",
                    help="draw each system's validation loss against training wall-clock (needs matplotlib)")
     p.add_argument("--beam", type=int, default=5, help="beam size for the test set (default: 5)")
+    p.add_argument("--lenpen-grid", type=float, nargs="+", metavar="LP",
+                   help="also choose each system's length penalty on the validation set: decode it with each LP "
+                        "(fairseq-generate --lenpen), keep the best validation BLEU, and report the test BLEU with "
+                        "it; done for finished systems of --json too, without training them again")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of every system (default: 1e-3)")
     p.add_argument("--warmup-updates", type=int, default=300, metavar="N", help="warm-up updates (default: 300)")
     p.add_argument("--dropout", type=float, default=0.1, help="dropout of every system (default: 0.1)")
@@ -146,9 +156,13 @@ def main(argv=None):
             if not args.rerun and "bleu" in finished.get(name, {}):
                 log(f"{name}: finished already in {args.json} (BLEU {finished[name]['bleu']:.2f}), skipped; "
                     "--rerun trains it again")
-                continue
-            report["systems"][name] = {**run_system(name, args, data, cuda, env),
-                                       "budget_minutes": args.budget_minutes, "threads": args.threads}
+            else:
+                report["systems"][name] = {**run_system(name, args, data, cuda, env),
+                                           "budget_minutes": args.budget_minutes, "threads": args.threads}
+            system = report["systems"][name]
+            tuned = system.get("lenpen", {})
+            if args.lenpen_grid and "bleu" in system and (tuned.get("grid") != args.lenpen_grid or "error" in tuned):
+                system["lenpen"] = tune_lenpen(name, args, data, cuda, env)
             if args.json:  # after each system: a long race keeps its finished results
                 write_json(report, args.json)
         print_summary(report, args)
@@ -159,6 +173,10 @@ def main(argv=None):
     failed = [n for n in args.systems if "error" in report["systems"].get(n, {})]
     for n in failed:
         log(f"{n} failed: {report['systems'][n]['error']}")
+    tuning_failed = [n for n in args.systems if "error" in report["systems"].get(n, {}).get("lenpen", {})]
+    for n in tuning_failed:
+        log(f"{n}: choosing the length penalty failed: {report['systems'][n]['lenpen']['error']}")
+    failed += tuning_failed
     return 1 if failed else 0
 
 

@@ -30,6 +30,7 @@ class Runtime:
     note: str
     kind: str               # "ct2" | "generate" | "fast"
     option: str = ""        # the CTranslate2 compute type / the fast command's --quantize
+    shortlist: bool = False  # the fast command with --shortlist (benchmark_decoding.py --shortlist FILE)
 
 
 RUNTIMES = {
@@ -38,19 +39,24 @@ RUNTIMES = {
     "fairseq-generate": Runtime("fairseq-generate (SequenceGenerator)", "generate"),
     "fast-fp32": Runtime("fairseq-lrn-translate --quantize none", "fast", "none"),
     "fast-int8": Runtime("fairseq-lrn-translate --quantize int8", "fast", "int8"),
+    "fast-int8-shortlist": Runtime("fairseq-lrn-translate --quantize int8 --shortlist FILE", "fast", "int8",
+                                   shortlist=True),
 }
 CT2 = ("ct2-int8", "ct2-float32")
-FAST = ("fast-fp32", "fast-int8")
+FAST = ("fast-fp32", "fast-int8")  # the modes that keep the translations' quality (fast-best)
+SHORTLISTED = ("fast-int8-shortlist",)  # may change translations: BLEU in the report, not in fast-best
 # model -> (what the checkpoint is, the runtimes that decode it, the transformer it is compared with)
 MODELS: Dict[str, Tuple[str, Tuple[str, ...], Optional[str]]] = {
     "transformer": ("fairseq transformer (6+6 or 3+3 layers)", CT2 + ("fairseq-generate",), None),
     "transformer-dec2": ("fairseq transformer with a 2-layer decoder (6+2, same dims)", CT2 + ("fairseq-generate",),
                          None),
-    "transformer-lrn": ("transformer_lrn, the transformer's depth and dims", FAST + ("fairseq-generate",),
+    "transformer-lrn": ("transformer_lrn, the transformer's depth and dims", FAST + SHORTLISTED + ("fairseq-generate",),
                         "transformer"),
-    "transformer-lrn-dec2": ("transformer_lrn, 6+2 layers (transformer-dec2's)", FAST + ("fairseq-generate",),
+    "transformer-lrn-dec2": ("transformer_lrn, 6+2 layers (transformer-dec2's)", FAST + SHORTLISTED + ("fairseq-generate",),
                              "transformer-dec2"),
-    "lrn": ("lrn (2+2, the quality race's size)", FAST + ("fairseq-generate",), "transformer"),
+    "lrn": ("lrn (2+2, the quality race's size)", FAST + SHORTLISTED + ("fairseq-generate",), "transformer"),
+    "lrn-conditional": ("lrn with the authors' decoder (--decoder-style conditional)", FAST + SHORTLISTED + ("fairseq-generate",),
+                        "transformer"),
 }
 BEST = {"ct2-best": CT2, "fast-best": FAST}
 
@@ -69,9 +75,11 @@ def make_systems(checkpoints: Dict[str, str], runtimes) -> Dict[str, dict]:
             for model, ckpt in checkpoints.items() for name in MODELS[model][1] if name in runtimes}
 
 
-def unavailable(system: dict) -> Optional[str]:
-    kind = RUNTIMES[system["runtime"]].kind
-    return {"ct2": rt.ctranslate2_missing, "fast": rt.fast_command_missing}.get(kind, lambda: None)()
+def unavailable(system: dict, shortlist: Optional[str] = None) -> Optional[str]:
+    runtime = RUNTIMES[system["runtime"]]
+    if runtime.shortlist and not shortlist:
+        return "needs a shortlist: --shortlist FILE (scripts/build_shortlist.py)"
+    return {"ct2": rt.ctranslate2_missing, "fast": rt.fast_command_missing}.get(runtime.kind, lambda: None)()
 
 
 def pairs(names) -> List[Tuple[str, str]]:
@@ -80,12 +88,13 @@ def pairs(names) -> List[Tuple[str, str]]:
     transformer's CTranslate2 against its fairseq-generate; int8 against fp32 of one runtime."""
     out = []
     for model, (_, _, base) in MODELS.items():
-        fast = [f"{model}/{r}" for r in FAST + ("fast-best",)]
+        fast = [f"{model}/{r}" for r in FAST + ("fast-best",) + SHORTLISTED]
         ct2 = [f"{model}/{r}" for r in CT2 + ("ct2-best",)]
         out += [(a, f"{model}/fairseq-generate") for a in fast + ct2]
         if base:
             out += [(a, f"{base}/{r}") for a in fast for r in CT2 + ("ct2-best",)]
-        out += [(f"{model}/fast-int8", f"{model}/fast-fp32"), (f"{model}/ct2-int8", f"{model}/ct2-float32")]
+        out += [(f"{model}/fast-int8", f"{model}/fast-fp32"), (f"{model}/ct2-int8", f"{model}/ct2-float32"),
+                (f"{model}/fast-int8-shortlist", f"{model}/fast-int8")]
     return [(a, b) for a, b in out if a in names and b in names]
 
 
@@ -99,16 +108,18 @@ def add_best(results: Dict[str, List[dict]]) -> None:
                                               for rep in zip(*runs)]
 
 
-def make_decoder(system: dict, test: TestSet, work: str) -> Callable[[Cell], rt.Decoded]:
+def make_decoder(system: dict, test: TestSet, work: str, shortlist: Optional[str] = None
+                 ) -> Callable[[Cell], rt.Decoded]:
     """``decode(cell)`` of one system (CTranslate2: one float32 conversion per checkpoint for both
-    compute types, translators loaded once)."""
+    compute types, translators loaded once; ``shortlist``: the file of the shortlisted runtimes)."""
     runtime = RUNTIMES[system["runtime"]]
     if runtime.kind == "ct2":
         model_dir = rt.ct2_convert(system["checkpoint"], test, work)
         translators = rt.CT2Translators(runtime.option)
         return lambda cell: rt.ct2_translate(translators, model_dir, test, cell)
     if runtime.kind == "fast":
-        return lambda cell: rt.fast_translate(system["checkpoint"], test, cell, runtime.option)
+        listed = shortlist if runtime.shortlist else None
+        return lambda cell: rt.fast_translate(system["checkpoint"], test, cell, runtime.option, shortlist=listed)
     return lambda cell: rt.fairseq_generate(system["checkpoint"], test, cell)
 
 
@@ -124,12 +135,12 @@ def run(args, test: TestSet, references: List[str], argv=None) -> dict:
     cells = make_cells(args.beams, args.batch_sizes, args.threads, args.forced_lengths, not args.skip_test_set)
     systems, skipped = {}, {}
     for name, system in make_systems(args.system, args.runtimes).items():
-        why = unavailable(system)
+        why = unavailable(system, args.shortlist)
         if why:
             skipped[name] = why
             print(f"!! {name} skipped: {why}")
         else:
-            system["decode"] = make_decoder(system, test, start["work"])
+            system["decode"] = make_decoder(system, test, start["work"], args.shortlist)
             systems[name] = system
     if not systems:
         raise SystemExit("no system can run: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
@@ -158,7 +169,7 @@ def run(args, test: TestSet, references: List[str], argv=None) -> dict:
                          "gen_configs": [c.key for c in cells], "data": test.data_bin,
                          "test_source": test.source_file, "test_sentences": len(test.lines),
                          "source_lang": test.source_lang, "target_lang": test.target_lang,
-                         "checkpoints": dict(args.system)},
+                         "checkpoints": dict(args.system), "shortlist": args.shortlist},
               "skipped": skipped,
               "systems": {n: {**({k: v for k, v in systems[n].items() if k != "decode"} if n in systems else
                                  {"note": "the faster mode of each repeat and cell"}),

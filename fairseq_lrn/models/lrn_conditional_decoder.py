@@ -97,36 +97,47 @@ class LRNConditionalDecoder(LRNDecoder):
                      "keys": self.conditional.attention.project_keys(encoder_out["encoder_out"])}
         memory = (cache["keys"], encoder_out["encoder_out"], encoder_out["padding_mask"])
         states = cache["states"]
-        padding_mask = None
         if single_step:
             h, context, attn = self.conditional.step(x[0], states[0], *memory)
-            h, contexts, attn = h.unsqueeze(0), context.unsqueeze(0), attn.unsqueeze(1)
-        else:
-            padding_mask = prev_output_tokens.t().eq(self.padding_idx)
-            padding_mask = padding_mask if padding_mask.any() else None
-            h, contexts, attn, last = self.conditional(x, states[0], *memory, padding_mask=padding_mask)
-        new_states = [h[-1] if single_step else last]
+            out, block_states = self.step_above(x[0], h, context, states[1:])
+            self.set_incremental_state(incremental_state, CACHE_KEY, {
+                "states": torch.stack([h, *block_states], 0), "keys": cache["keys"], "context": None})
+            return out.unsqueeze(1), attn.unsqueeze(1)
+        padding_mask = prev_output_tokens.t().eq(self.padding_idx)
+        padding_mask = padding_mask if padding_mask.any() else None
+        h, contexts, attn, _ = self.conditional(x, states[0], *memory, padding_mask=padding_mask)
+        y = self.layer0_output(x, h)
+        for k, block in enumerate(self.blocks, start=1):
+            y, _ = block(torch.cat([y, contexts], -1), residual=y, h0=states[k], padding_mask=padding_mask)
+        return self.output_features(y, contexts).transpose(0, 1), attn
+
+    def step_above(self, x: Tensor, h: Tensor, context: Tensor, states: Tensor) -> Tuple[Tensor, list]:
+        """One target step of everything above the conditional layer, for incremental decoding:
+        the step's embedded input ``x (B, E)``, the conditional layer's new state ``h (B, H)`` and
+        context ``(B, K)``, and the blocks' previous states (indexable: ``states[k] (B, H)`` for
+        block k) -> the output features ``(B, out_embed_dim)`` and the blocks' new states (a list
+        of ``(B, H)``)."""
+        y = self.layer0_output(x, h)
+        block_states = []
+        for k, block in enumerate(self.blocks):
+            y, last = block.step(torch.cat([y, context], -1), residual=y, h_prev=states[k].to(y.dtype))
+            block_states.append(last)
+        return self.output_features(y, context), block_states
+
+    def layer0_output(self, x: Tensor, h: Tensor) -> Tensor:
+        """Layer 0's output ``y_0 (..., H)`` from the embedded inputs ``x (..., E)`` and the
+        conditional layer's states ``h (..., H)`` (see the module docstring)."""
         y = self.dropout_out_layer0(self.layer0_proj(h))
         if self.layer0_residual:
             y = x + y
-        if self.layer0_norm is not None:
-            y = self.layer0_norm(y)
-        for k, block in enumerate(self.blocks, start=1):
-            inp = torch.cat([y, contexts], -1)
-            if single_step:
-                y_t, last = block.step(inp[0], residual=y[0], h_prev=states[k].to(inp.dtype))
-                y = y_t.unsqueeze(0)
-            else:
-                y, last = block(inp, residual=y, h0=states[k], padding_mask=padding_mask)
-            new_states.append(last)
+        return y if self.layer0_norm is None else self.layer0_norm(y)
+
+    def output_features(self, y: Tensor, contexts: Tensor) -> Tensor:
+        """``tanh(LN(W_o [y ; c]) + b_o)`` (dropout in training): ``(..., out_embed_dim)``."""
         out = self.out_proj(torch.cat([y, contexts], -1))
         if self.out_norm is not None:
             out = self.out_norm(out)
-        out = F.dropout(torch.tanh(out), self.dropout_out, self.training)
-        if single_step:
-            self.set_incremental_state(incremental_state, CACHE_KEY, {
-                "states": torch.stack(new_states, 0), "keys": cache["keys"], "context": None})
-        return out.transpose(0, 1), attn
+        return F.dropout(torch.tanh(out), self.dropout_out, self.training)
 
     def dropout_out_layer0(self, y: Tensor) -> Tensor:
         """zero drops out a layer's output only where it is added to a residual."""

@@ -69,6 +69,15 @@ class ConditionalLRN(nn.Module):
         the new state ``h (B, H)``, the context ``(B, K)`` and the weights ``(B, S)``."""
         return self._step(self.lower.project(x), h_prev, keys, encoder_out, encoder_padding_mask)
 
+    def step_with(self, x: Tensor, h_prev: Tensor, attend) -> Tuple[Tensor, Tensor]:
+        """One target step with the attention given as a function ``attend(s (B, H)) -> context
+        (B, K)`` (for a caller that lays out the encoder memory its own way, e.g. shared by the
+        beams of a sentence): x ``(B, input_size)``, h_prev ``(B, H)`` -> the new state ``h (B, H)``
+        and the context ``(B, K)``; the numbers of :meth:`step`."""
+        s = lrn_step(self.lower.project(x), h_prev.to(x.dtype), self.activation)
+        context = attend(s)
+        return lrn_step(self.higher.project(context), s, self.activation), context
+
     def _step(self, pqr_lower: Tensor, h_prev: Tensor, keys: Tensor, encoder_out: Tensor,
               encoder_padding_mask: Optional[Tensor], pad: Optional[Tensor] = None
               ) -> Tuple[Tensor, Tensor, Tensor]:

@@ -10,8 +10,8 @@ distilled corpus has exactly its sentences, in its order. Translation runs in sh
 with the same arguments, goes on from the first missing shard. Two back-ends:
 
 * ``fast``: ``python -m fairseq_lrn.translate`` (the fast translation command) over the shard's
-  source lines, for the teachers it runs (``lrn`` and ``transformer_lrn``, oLRN included; not the
-  ``--decoder-style conditional`` decoder): ``auto`` picks it for them;
+  source lines, for the teachers it runs (``lrn`` and ``transformer_lrn``, oLRN and the
+  ``--decoder-style conditional`` decoder included): ``auto`` picks it for them;
 * ``generate``: ``fairseq-generate --gen-subset train`` over a data-bin of the shard (binarized
   with the teacher's dictionaries), its output ordered by sentence id
   (:mod:`fairseq_lrn.tools.generate_output`); any teacher, e.g. fairseq's ``transformer``.
@@ -309,7 +309,7 @@ def build_parser():
     add("--target-lang", "-t", required=True)
     add("--backend", choices=BACKENDS, default="auto",
         help="auto: the fast command (python -m fairseq_lrn.translate) for lrn/transformer_lrn "
-             "teachers it runs (not --decoder-style conditional), else fairseq-generate")
+             "teachers, else fairseq-generate")
     add("--shard-size", type=int, default=10000, help="sentences per committed shard")
     add("--beam", type=int, default=5)
     add("--batch-size", type=int, default=64)

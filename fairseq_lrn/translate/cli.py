@@ -3,7 +3,8 @@ trained ``lrn`` or ``transformer_lrn`` checkpoint.
 
     fairseq-lrn-translate DATA --path CKPT [--source-lang S --target-lang T] [--beam 5]
         [--batch-size N] [--max-tokens N] [--max-len-a A] [--max-len-b B] [--min-len N]
-        [--lenpen X] [--unkpen X] [--remove-bpe [SYMBOL]] [--threads N] [--quantize {none,int8}]
+        [--lenpen X] [--unkpen X] [--remove-bpe [SYMBOL]] [--threads N] [--quantize {auto,none,int8}]
+        [--shortlist FILE]
         [--input FILE] [--tokenizer moses] [--bpe subword_nmt|sentencepiece] [--bpe-codes F]
         [--sentencepiece-model F] [--cpu | --device cpu|cuda] < source.txt > translations.txt
 
@@ -82,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                             f"projection (CPU only); auto: int8 on the CPU for the model families whose int8 "
                             f"BLEU was measured within 0.3 of fp32 (transformer_lrn), none otherwise "
                             f"(default: {DEFAULT_QUANTIZE})")
+    speed.add_argument("--shortlist", metavar="FILE",
+                       help="a lexical shortlist (scripts/build_shortlist.py): each batch's output layer scores "
+                            "only the target words its source words list (plus the frequent ones); faster, "
+                            "translations may differ (its BLEU cost is in BENCHMARKS.md)")
     device = speed.add_mutually_exclusive_group()
     device.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default: cpu)")
     device.add_argument("--cpu", dest="device", action="store_const", const="cpu", help="same as --device cpu")
@@ -138,7 +143,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             args.path, args.data, source_lang=args.source_lang, target_lang=args.target_lang,
             quantize=args.quantize, threads=args.threads, device=args.device, tokenizer=args.tokenizer,
             bpe=args.bpe, bpe_codes=args.bpe_codes, sentencepiece_model=args.sentencepiece_model,
-            remove_bpe=args.remove_bpe, max_source_positions=args.max_source_positions)
+            remove_bpe=args.remove_bpe, max_source_positions=args.max_source_positions,
+            shortlist=args.shortlist)
     except (CheckpointError, ValueError, OSError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1

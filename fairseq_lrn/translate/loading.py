@@ -33,8 +33,8 @@ def architecture_of(state: Dict[str, Any]) -> Optional[str]:
 
 def refusal(state: Dict[str, Any], path: str) -> Optional[str]:
     """Why this command cannot translate with the checkpoint whose state is ``state``, or None
-    when it can (an ``lrn`` or ``transformer_lrn`` translation model, oLRN included, except the
-    authors' ``--decoder-style conditional`` decoder, which it does not run yet)."""
+    when it can (an ``lrn`` or ``transformer_lrn`` translation model, oLRN and the authors'
+    ``--decoder-style conditional`` decoder included)."""
     from fairseq.models import ARCH_MODEL_REGISTRY
 
     from ..models import LRNLanguageModel, LRNModel, TransformerLRNModel
@@ -47,9 +47,6 @@ def refusal(state: Dict[str, Any], path: str) -> Optional[str]:
     if model_class is None or not issubclass(model_class, (LRNModel, TransformerLRNModel)):
         return (f"fairseq-lrn-translate runs lrn and transformer_lrn models (and their oLRN "
                 f"variants); {path!r} is --arch {arch or 'unknown'}: {REFUSAL_HINT}")
-    if issubclass(model_class, LRNModel) and config_value(state, "decoder_style") == "conditional":
-        return (f"{path!r} has the authors' decoder (--decoder-style conditional), which "
-                f"fairseq-lrn-translate does not run yet: {REFUSAL_HINT}")
     return None
 
 

@@ -1,10 +1,11 @@
-"""The runner of ``--arch lrn`` models (LRN encoder, conditional LRN decoder with attention).
+"""The runners of ``--arch lrn`` models (LRN encoder, LRN decoder with attention): the parallel
+decoder (:class:`LRNRunner`) and the authors' conditional decoder (:class:`LRNConditionalRunner`,
+``--decoder-style conditional``).
 
-It computes :meth:`fairseq_lrn.models.lrn_decoder.LRNDecoder.extract_features` for one new token
-(the ``single_step`` path) with the decoder's own modules. The one change is where the beams
-meet the attention: the ``beam`` queries of a sentence go to
-:class:`~fairseq_lrn.modules.Attention` as that sentence's ``beam`` target positions, so the
-keys and encoder states are used once per sentence instead of once per beam.
+Each computes its decoder's ``extract_features`` for one new token (the ``single_step`` path) with
+the decoder's own modules. The one change is where the beams meet the attention: the ``beam``
+queries of a sentence go to the attention module as that sentence's ``beam`` target positions, so
+the keys and encoder states are used once per sentence instead of once per beam.
 """
 
 from typing import NamedTuple, Optional, Tuple
@@ -34,9 +35,14 @@ class LRNRunner(ModelRunner):
         super().__init__(model, None if decoder.output_projection is not None
                          else linear_sharing(decoder.embed_tokens.weight))
 
+    @property
+    def attention(self):
+        """The decoder's attention module (not registered again here: int8 mode must see it once)."""
+        return self.model.decoder.attention
+
     def encode(self, src_tokens: Tensor, src_lengths: Tensor) -> LRNMemory:
         out = self.model.encoder(src_tokens, src_lengths)
-        keys = self.model.decoder.attention.project_keys(out["encoder_out"])
+        keys = self.attention.project_keys(out["encoder_out"])
         return LRNMemory(out["encoder_out"], keys, out["padding_mask"], out["final_state"])
 
     def start(self, memory: LRNMemory, beam: int) -> State:
@@ -56,8 +62,8 @@ class LRNRunner(ModelRunner):
         """query ``(N, H)`` -> context ``(N, K)``: the beams of sentence b are its query positions."""
         N, H = query.shape
         B = N // beam
-        context, _ = self.model.decoder.attention(query.view(B, beam, H).transpose(0, 1), memory.keys,
-                                                  memory.values, memory.padding_mask)  # (beam, B, K)
+        context, _ = self.attention(query.view(B, beam, H).transpose(0, 1), memory.keys,
+                                    memory.values, memory.padding_mask)  # (beam, B, K)
         return context.transpose(0, 1).reshape(N, -1)
 
     def step(self, tokens: Tensor, state: State, memory: LRNMemory, beam: int) -> Tuple[Tensor, State]:
@@ -76,3 +82,25 @@ class LRNRunner(ModelRunner):
         features = torch.tanh(decoder.out_proj(torch.cat([y, context], -1)))
         return self.log_probs(features), (torch.stack(new_states, 1),
                                           context if decoder.input_feeding else None)
+
+
+class LRNConditionalRunner(LRNRunner):
+    """The runner of the authors' decoder (:class:`~fairseq_lrn.models.lrn_conditional_decoder.
+    LRNConditionalDecoder`). Per-row state: ``states (N, L, H)``: the conditional layer's carried
+    state, then one per block (no input feeding: the carried state holds the context)."""
+
+    @property
+    def attention(self):
+        return self.model.decoder.conditional.attention
+
+    def start(self, memory: LRNMemory, beam: int) -> State:
+        states = self.model.decoder.init_state(memory.final_state).transpose(0, 1)  # (B, L, H)
+        return (states.repeat_interleave(beam, dim=0),)
+
+    def step(self, tokens: Tensor, state: State, memory: LRNMemory, beam: int) -> Tuple[Tensor, State]:
+        decoder = self.model.decoder
+        (states,) = state
+        x = decoder.embed_tokens(tokens[:, -1])  # (N, E); dropout is off in eval mode
+        h, context = decoder.conditional.step_with(x, states[:, 0], lambda s: self.attend(s, memory, beam))
+        features, block_states = decoder.step_above(x, h, context, states[:, 1:].unbind(1))
+        return self.log_probs(features), (torch.stack([h, *block_states], 1),)

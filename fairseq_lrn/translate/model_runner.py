@@ -14,7 +14,8 @@ A :class:`ModelRunner` wraps a trained fairseq model (its modules and weights, n
 The step computes what the model's own incremental ``forward`` computes, with the model's modules.
 """
 
-from typing import Optional, Tuple
+import warnings
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -38,15 +39,47 @@ class ModelRunner(nn.Module):
         dictionary = model.decoder.dictionary
         self.vocab_size = len(dictionary)
         self.eos, self.pad, self.unk = dictionary.eos(), dictionary.pad(), dictionary.unk()
+        output = self.output_layer()
+        # the float weights of the output projection (a tuple: not registered, never quantized), for
+        # restrict_output; int8 mode replaces the layer itself
+        self._float_output = (output.weight, output.bias)
+        self._restricted: Optional[Callable[[Tensor], Tensor]] = None
 
     def max_decoder_positions(self) -> int:
         return self.model.max_decoder_positions()
 
+    def output_layer(self) -> nn.Module:
+        """The output projection over the target vocabulary (float or int8)."""
+        return self.tied_output if self.tied_output is not None else self.model.decoder.output_projection
+
     def log_probs(self, features: Tensor) -> Tensor:
         """features ``(N, out_dim)`` -> log-probabilities ``(N, V)`` in float32, as the model's
-        ``get_normalized_probs`` (fairseq's ``utils.log_softmax``: in float32)."""
-        output = self.tied_output if self.tied_output is not None else self.model.decoder.output_projection
+        ``get_normalized_probs`` (fairseq's ``utils.log_softmax``: in float32); ``(N, K)`` over
+        the restricted vocabulary after :meth:`restrict_output`."""
+        output = self._restricted if self._restricted is not None else self.output_layer()
         return F.log_softmax(output(features), dim=-1, dtype=torch.float32)
+
+    def restrict_output(self, vocabulary: Optional[Tensor]) -> None:
+        """Make :meth:`log_probs` score the target ids ``vocabulary (K,)`` only (a shortlist,
+        :mod:`~fairseq_lrn.translate.shortlist`; the softmax is over them), or the whole
+        vocabulary again (None). The rows are taken from the projection's float weights; when the
+        projection is int8, they are quantized to int8 with one scale per row."""
+        if vocabulary is None:
+            self._restricted = None
+            return
+        weight, bias = (None if t is None else t.detach() for t in self._float_output)
+        index = vocabulary.to(weight.device)
+        rows = weight.index_select(0, index)
+        bias = None if bias is None else bias.index_select(0, index)
+        if not _is_int8(self.output_layer()):
+            self._restricted = lambda features: F.linear(features, rows, bias)
+            return
+        scales = (rows.abs().amax(1) / 127).clamp_min(1e-12).double()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"torch\.quantize_per_.* are deprecated", category=UserWarning)
+            qrows = torch.quantize_per_channel(rows.float(), scales, torch.zeros_like(index), 0, torch.qint8)
+            packed = torch.ops.quantized.linear_prepack(qrows, None if bias is None else bias.float())
+        self._restricted = lambda features: torch.ops.quantized.linear_dynamic(features, packed, True)
 
     def reorder(self, state: State, order: Tensor) -> State:
         """Select rows ``order (N,)`` of every per-row state tensor (dimension 0)."""
@@ -70,6 +103,11 @@ class ModelRunner(nn.Module):
         raise NotImplementedError
 
 
+def _is_int8(module: nn.Module) -> bool:
+    """Whether ``module`` is a dynamically quantized (int8) Linear (int8 mode's replacement)."""
+    return type(module).__module__.startswith("torch.ao.nn.quantized")
+
+
 def linear_sharing(weight: nn.Parameter) -> nn.Linear:
     """An ``nn.Linear`` without bias whose weight *is* ``weight`` (no copy): the output
     projection of a decoder that reuses its embedding matrix."""
@@ -82,12 +120,13 @@ def linear_sharing(weight: nn.Parameter) -> nn.Linear:
 def runner_for(model: nn.Module) -> ModelRunner:
     """The runner of a loaded ``lrn`` or ``transformer_lrn`` model (eval mode)."""
     from ..models import LRNModel, TransformerLRNModel
-    from .lrn_runner import LRNRunner
+    from ..models.lrn_conditional_decoder import LRNConditionalDecoder
+    from .lrn_runner import LRNConditionalRunner, LRNRunner
     from .transformer_lrn_runner import TransformerLRNRunner
 
     if isinstance(model, TransformerLRNModel):
         return TransformerLRNRunner(model)
     if isinstance(model, LRNModel):
-        return LRNRunner(model)
+        return LRNConditionalRunner(model) if isinstance(model.decoder, LRNConditionalDecoder) else LRNRunner(model)
     raise CheckpointError(f"fairseq-lrn-translate runs lrn and transformer_lrn models, not "
                           f"{type(model).__name__}; use fairseq-generate or CTranslate2")

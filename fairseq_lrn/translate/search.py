@@ -26,6 +26,10 @@ What is the same as fairseq (``BeamSearch`` strategy, no prefix, no constraints,
 * a sentence is done when it has ``beam`` finished hypotheses or reaches its maximum length; the
   best finished hypothesis (by score, ties in finishing order) is the translation.
 
+With a shortlist (``vocabulary``: the target ids a batch may produce), the runner scores only those
+columns (its softmax is over them) and the search maps the chosen columns back to target ids;
+everything else is the same.
+
 Differences: fairseq's step that turns NaN log-probabilities into -inf is left out (a model that
 computes NaN is broken either way), and the maximum length ``max_len_a * src_len + max_len_b`` uses each
 sentence's own source length (tokens with ``</s>``). fairseq uses the longest source of its batch,
@@ -34,7 +38,7 @@ so the two agree whenever ``max_len_a`` is 0 (the default) or the batch is one s
 
 import math
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 import torch
 from torch import Tensor
@@ -91,16 +95,38 @@ def max_lengths(source_lengths: List[int], options: SearchOptions, max_decoder_p
 
 @torch.inference_mode()
 def beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: SearchOptions, *,
-                drop_finished: bool = True) -> Hypotheses:
+                drop_finished: bool = True, vocabulary: Optional[Tensor] = None) -> Hypotheses:
     """Translate one batch: ``src_tokens (B, S)`` (padded as the model expects), ``src_lengths
     (B,)`` (tokens with ``</s>``). ``runner``: a
     :class:`~fairseq_lrn.translate.model_runner.ModelRunner`. Returns the best hypothesis of each
     sentence (see the module docstring for the rules). ``drop_finished=False`` keeps every shape
-    fixed until the whole batch is done (finished sentences masked, never dropped)."""
+    fixed until the whole batch is done (finished sentences masked, never dropped).
+    ``vocabulary (K,)``: the sorted target ids the batch may produce (a shortlist, with ``</s>``;
+    the softmax is over them); None: all."""
+    if vocabulary is None:
+        return _beam_search(runner, src_tokens, src_lengths, options, drop_finished, None)
+    if not bool((vocabulary == runner.eos).any()):
+        raise ValueError("the vocabulary of a restricted search must include </s>")
+    runner.restrict_output(vocabulary)
+    try:
+        return _beam_search(runner, src_tokens, src_lengths, options, drop_finished, vocabulary)
+    finally:
+        runner.restrict_output(None)
+
+
+def _beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: SearchOptions,
+                 drop_finished: bool, vocabulary: Optional[Tensor]) -> Hypotheses:
+    """:func:`beam_search`; with ``vocabulary``, the scores' columns are its ids (the runner's
+    output already restricted) and the chosen columns are mapped back to target ids."""
     B = src_tokens.size(0)
     device = src_tokens.device
-    V, eos, pad, unk = runner.vocab_size, runner.eos, runner.pad, runner.unk
-    beam = min(options.beam, V - 1)  # as fairseq: pad is never selected
+    if vocabulary is None:
+        V, eos, pad, unk = runner.vocab_size, runner.eos, runner.pad, runner.unk
+    else:  # the columns of the special symbols (pad and unk may be absent: -1 matches nothing)
+        V = vocabulary.numel()
+        eos, pad, unk = (int(torch.searchsorted(vocabulary, t)) if bool((vocabulary == t).any()) else -1
+                         for t in (runner.eos, runner.pad, runner.unk))
+    beam = min(options.beam, V - 1 if pad >= 0 else V)  # as fairseq: pad is never selected
     cand_size = 2 * beam
     lengths = max_lengths(src_lengths.tolist(), options, runner.max_decoder_positions())
     T, shortest = max(lengths), min(lengths)
@@ -127,8 +153,9 @@ def beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Search
 
     for step in range(T + 1):
         lprobs, state = runner.step(tokens[:, : step + 1], state, memory, beam)  # (N, V) float
-        lprobs[:, pad] = NEG_INF
-        if options.unkpen:
+        if pad >= 0:
+            lprobs[:, pad] = NEG_INF
+        if options.unkpen and unk >= 0:
             lprobs[:, unk] -= options.unkpen
         if step >= shortest:  # rows at their maximum length may only end
             lprobs.masked_fill_(active.row_max.le(step).unsqueeze(1) & not_eos, NEG_INF)
@@ -186,7 +213,8 @@ def beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Search
             tokens = tokens.index_select(0, active_rows)
         else:
             tokens[:, : step + 1] = tokens[active_rows, : step + 1]
-        tokens[:, step + 1] = torch.gather(cand_indices, 1, active_hypos).view(-1)
+        chosen = torch.gather(cand_indices, 1, active_hypos).view(-1)
+        tokens[:, step + 1] = chosen if vocabulary is None else vocabulary[chosen]
         state = runner.reorder(state, active_rows)
 
     best = torch.sort(fin_scores[:, :beam], dim=1, descending=True, stable=True).indices[:, 0]

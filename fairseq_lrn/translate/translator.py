@@ -74,11 +74,12 @@ class Translator:
 
     def __init__(self, runner, task, *, device: str = "cpu", encode_fn: Callable[[str], str] = None,
                  decode_fn: Callable[[str], str] = None, remove_bpe: Optional[str] = None,
-                 max_source_positions: Optional[int] = None, quantize: str = "none"):
+                 max_source_positions: Optional[int] = None, quantize: str = "none", shortlist=None):
         from fairseq import utils
 
         self.runner = runner
         self.quantize = quantize  # the --quantize mode the runner was built with (none or int8)
+        self.shortlist = shortlist  # a translate.shortlist.Shortlist, or None: the whole vocabulary
         self.task = task
         self.device = device
         self.src_dict, self.tgt_dict = task.source_dictionary, task.target_dictionary
@@ -98,7 +99,8 @@ class Translator:
                         threads: Optional[int] = None, device: str = "cpu", tokenizer: Optional[str] = None,
                         bpe: Optional[str] = None, bpe_codes: Optional[str] = None,
                         sentencepiece_model: Optional[str] = None, remove_bpe: Optional[str] = None,
-                        max_source_positions: Optional[int] = None) -> "Translator":
+                        max_source_positions: Optional[int] = None,
+                        shortlist: Optional[str] = None) -> "Translator":
         """Load an ``lrn`` / ``transformer_lrn`` checkpoint ``path`` with the dictionaries of the
         data folder ``data`` (see :mod:`~fairseq_lrn.translate.loading`).
 
@@ -108,7 +110,9 @@ class Translator:
         setting); ``device``: ``"cpu"`` or ``"cuda"``; ``tokenizer`` (``"moses"``) and ``bpe``
         (``"subword_nmt"`` with ``bpe_codes``, ``"sentencepiece"`` with ``sentencepiece_model``)
         for raw text in and out, through fairseq's own encoders; ``remove_bpe``: as
-        fairseq's ``--remove-bpe`` (e.g. ``"subword_nmt"``, ``"sentencepiece"``, ``"@@ "``)."""
+        fairseq's ``--remove-bpe`` (e.g. ``"subword_nmt"``, ``"sentencepiece"``, ``"@@ "``);
+        ``shortlist``: a shortlist file (:mod:`~fairseq_lrn.translate.shortlist`; ShortlistError
+        if it does not fit the dictionaries): each batch's output layer scores only its words."""
         import torch
 
         from .loading import load_model
@@ -130,8 +134,14 @@ class Translator:
                                             sentencepiece_model=sentencepiece_model,
                                             source_lang=task.cfg.source_lang, target_lang=task.cfg.target_lang)
         logger.info(f"--quantize {quantize}: {mode}" if quantize == "auto" else f"--quantize {mode}")
+        lexical = None
+        if shortlist is not None:
+            from .shortlist import load_shortlist
+
+            lexical = load_shortlist(shortlist, task.source_dictionary, task.target_dictionary)
         return cls(runner, task, device=device, encode_fn=encode_fn, decode_fn=decode_fn,
-                   remove_bpe=remove_bpe, max_source_positions=max_source_positions, quantize=mode)
+                   remove_bpe=remove_bpe, max_source_positions=max_source_positions, quantize=mode,
+                   shortlist=lexical)
 
     def translate(self, lines: Iterable[str], beam: int = 5, *, batch_size: Optional[int] = None,
                   max_tokens: Optional[int] = None, max_len_a: float = 0, max_len_b: int = 200,
@@ -207,7 +217,8 @@ class Translator:
         src_tokens = data_utils.collate_tokens(sources, self.src_dict.pad(), self.src_dict.eos(),
                                                left_pad=self.left_pad_source).to(self.device)
         src_lengths = torch.tensor([s.numel() for s in sources], device=self.device)
-        hypotheses = beam_search(self.runner, src_tokens, src_lengths, options)
+        vocabulary = None if self.shortlist is None else self.shortlist.vocabulary(src_tokens)
+        hypotheses = beam_search(self.runner, src_tokens, src_lengths, options, vocabulary=vocabulary)
         token_lists = hypotheses.as_lists()
         strings = [self.decode_fn(self.tgt_dict.string(tokens, self.remove_bpe,
                                                        extra_symbols_to_ignore={self.tgt_dict.eos()}))

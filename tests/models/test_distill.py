@@ -138,8 +138,8 @@ def test_student_trains_on_the_distilled_data(small_bin, tmp_path):
 
 
 def test_backend_choice(small_bin, tmp_path):
-    """auto: the fast command for an lrn teacher, fairseq-generate for one it does not run (the
-    same checkpoint with the authors' conditional decoder in its configuration)."""
+    """auto: the fast command for an lrn teacher, its conditional (authors') decoder included, and
+    fairseq-generate for one it does not run (the same checkpoint relabelled as fairseq's lstm)."""
     import torch
 
     from fairseq_lrn.translate.loading import refusal
@@ -148,15 +148,22 @@ def test_backend_choice(small_bin, tmp_path):
     assert choose_backend("auto", teacher) == "fast"
     assert choose_backend("generate", teacher) == "generate"
     state = torch.load(teacher, weights_only=False)  # the test's own file
-    model_cfg = state["cfg"]["model"]
-    if isinstance(model_cfg, dict):
-        model_cfg["decoder_style"] = "conditional"
-    else:
-        model_cfg.decoder_style = "conditional"
-    conditional = str(tmp_path / "conditional.pt")
-    torch.save(state, conditional)
-    assert choose_backend("auto", conditional) == "generate"
-    assert "--decoder-style conditional" in refusal(state, conditional)
+
+    def relabelled(name, **fields):
+        model_cfg = state["cfg"]["model"]
+        for key, value in fields.items():
+            if isinstance(model_cfg, dict):
+                model_cfg[key] = value
+            else:
+                setattr(model_cfg, key, value)
+        path = str(tmp_path / name)
+        torch.save(state, path)
+        return path
+
+    assert choose_backend("auto", relabelled("conditional.pt", decoder_style="conditional")) == "fast"
+    foreign = relabelled("lstm.pt", arch="lstm", _name="lstm")
+    assert choose_backend("auto", foreign) == "generate"
+    assert "is --arch lstm" in refusal(state, foreign)
     with pytest.raises(DistillError, match="backend must be one of"):
         choose_backend("fastest", teacher)
 

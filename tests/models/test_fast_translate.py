@@ -1,5 +1,6 @@
 """fairseq-lrn-translate (fairseq_lrn.translate): the same translations as fairseq-generate in
-fp32 on trained toy models (lrn, oLRN with input feeding, transformer_lrn), input order under
+fp32 on trained toy models (lrn, oLRN with input feeding, the authors' conditional decoder,
+transformer_lrn), input order under
 length sorting, bad input, refused architectures, int8, and the command's summary line."""
 
 import os
@@ -31,6 +32,18 @@ def trained_olrn(trained):
     run_cli("train", *train_args(data_bin, save_dir, "--no-epoch-checkpoints", "--disable-validation",
                                  "--lrn-output-gate", "--decoder-input-feeding", "--decoder-attention",
                                  "general", "--decoder-attention-heads", "2", epochs=2))
+    return data_bin, os.path.join(save_dir, "checkpoint_last.pt")
+
+
+@pytest.fixture(scope="module")
+def trained_conditional(trained):
+    """A tiny lrn with the authors' decoder (conditional, zero initial states, whole-projection
+    layer norm, zero's additive attention with 2 heads), trained briefly: (data_bin, checkpoint)."""
+    folder, data_bin, _ = trained
+    save_dir = os.path.join(folder, "conditional")
+    run_cli("train", *train_args(data_bin, save_dir, "--no-epoch-checkpoints", "--disable-validation",
+                                 "--decoder-style", "conditional", "--decoder-init-state", "zero",
+                                 "--lrn-layer-norm-style", "whole", "--decoder-attention-heads", "2", epochs=2))
     return data_bin, os.path.join(save_dir, "checkpoint_last.pt")
 
 
@@ -90,6 +103,7 @@ SEARCHES = {  # name: (fairseq-generate flags, Translator.translate keywords)
                      dict(beam=3, unkpen=2, max_len_b=4, max_tokens=64)),
 }
 CASES = [("lrn", name) for name in SEARCHES] + [("olrn", "beam5"), ("olrn", "greedy")] + \
+        [("lrn_conditional", name) for name in ("beam5", "greedy", "min_max_len")] + \
         [("transformer_lrn", name) for name in ("beam5", "greedy", "lenpen", "min_max_len")] + \
         [("transformer_lrn_positions", "beam5")]
 
@@ -99,6 +113,7 @@ def models(request):
     """Model family -> (data_bin, checkpoint), trained on first use."""
     fixtures = {"lrn": lambda: request.getfixturevalue("trained")[1:],
                 "olrn": lambda: request.getfixturevalue("trained_olrn"),
+                "lrn_conditional": lambda: request.getfixturevalue("trained_conditional"),
                 "transformer_lrn": lambda: request.getfixturevalue("trained_transformer_lrn"),
                 "transformer_lrn_positions": lambda: request.getfixturevalue("transformer_lrn_with_positions")}
     return lambda family: fixtures[family]()

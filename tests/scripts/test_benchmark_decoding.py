@@ -14,6 +14,7 @@ import pytest
 from fairseq_lrn.bench import decoding_speed, targets
 from fairseq_lrn.bench.decoding_runtimes import Cell, fast_command_missing
 from fairseq_lrn.bench.shapes import transformer_flags
+from fairseq_lrn.translate.shortlist import build_shortlist
 from tests.cli_utils import USER_DIR, preprocess, run_cli, write_reversal_corpus
 
 pytest.importorskip("ctranslate2")
@@ -50,7 +51,9 @@ def run(toy, tmp_path_factory):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     folder = toy["folder"]
-    argv = ["--data", toy["data_bin"], "--test-source", str(folder / "test.src"),
+    shortlist, src_dict, tgt_dict = build_shortlist(toy["data_bin"], "src", "tgt", per_source=4, frequent=2)
+    shortlist.save(str(out / "shortlist.txt"), src_dict, tgt_dict)
+    argv = ["--data", toy["data_bin"], "--shortlist", str(out / "shortlist.txt"), "--test-source", str(folder / "test.src"),
             "--test-reference", str(folder / "test.tgt"), "--system", f"transformer={toy['transformer']}",
             "--system", f"transformer-lrn={toy['transformer-lrn']}", "--beams", "1", "--batch-sizes", "8",
             "--threads", "1", "--forced-lengths", "6", "--repeats", "1", "--work-dir", str(out / "work"),
@@ -71,9 +74,10 @@ def test_every_system_runs_every_cell(run):
     expected = {"transformer/ct2-int8", "transformer/ct2-float32", "transformer/fairseq-generate",
                 "transformer-lrn/fairseq-generate"}
     if fast_command_missing() is None:
-        expected |= {"transformer-lrn/fast-fp32", "transformer-lrn/fast-int8", "transformer-lrn/fast-best"}
+        expected |= {"transformer-lrn/fast-fp32", "transformer-lrn/fast-int8", "transformer-lrn/fast-best",
+                     "transformer-lrn/fast-int8-shortlist"}
     else:  # skipped with the reason, the other systems still run
-        for name in ("transformer-lrn/fast-fp32", "transformer-lrn/fast-int8"):
+        for name in ("transformer-lrn/fast-fp32", "transformer-lrn/fast-int8", "transformer-lrn/fast-int8-shortlist"):
             assert "fairseq_lrn.translate" in report["skipped"][name]
     assert set(report["systems"]) == expected | {"transformer/ct2-best"}
     for name, s in report["systems"].items():
@@ -84,6 +88,9 @@ def test_every_system_runs_every_cell(run):
         ct2[f"transformer/ct2-{q}"][cells[0]]["median"] for q in ("int8", "float32"))
     assert set(report["bleu"]) == set(expected) - {"transformer-lrn/fast-best"}
     assert "transformer/ct2-float32/transformer/fairseq-generate" in report["ratios"]
+    if fast_command_missing() is None:
+        assert "transformer-lrn/fast-int8-shortlist/transformer-lrn/fast-int8" in report["ratios"]
+        assert report["config"]["shortlist"].endswith("shortlist.txt")
     assert report["targets_table"] == [t.as_table_row() for t in targets.family_targets(targets.DECODING_FAMILY)]
 
 

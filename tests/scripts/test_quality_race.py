@@ -63,12 +63,25 @@ def test_race_end_to_end(tmp_path):
     # the race goes on from its JSON: the teacher is not trained again, a student learns from its translations
     plot = tmp_path / "valid.png"
     proc = race(corpus, work, "--tiny", "--bpe-merges", "50", "--budget-minutes", "0.04", "--max-tokens", "400",
-                "--systems", "transformer", "transformer_lrn-6-2-distilled", "--json", out, "--plot", plot)
+                "--systems", "transformer", "transformer_lrn-6-2-distilled", "--json", out, "--plot", plot,
+                "--lenpen-grid", "0.5", "2")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "transformer: finished already in" in proc.stderr
     resumed = json.loads(out.read_text())
     assert list(resumed["systems"]) == [*SYSTEMS, "transformer_lrn-6-2-distilled"]
+    tuned = resumed["systems"]["transformer"].pop("lenpen")  # chosen for the finished teacher, not retrained
     assert resumed["systems"]["transformer"] == report["systems"]["transformer"]
+    for name, lenpen in (("transformer", tuned), ("transformer_lrn-6-2-distilled",
+                                                  resumed["systems"]["transformer_lrn-6-2-distilled"]["lenpen"])):
+        assert "error" not in lenpen, lenpen["error"]
+        assert set(lenpen["valid_bleu"]) == {"0.5", "2"} and lenpen["grid"] == [0.5, 2.0]
+        best = max(lenpen["valid_bleu"].values())
+        assert lenpen["valid_bleu"][f"{lenpen['chosen']:g}"] == best and 0 <= lenpen["bleu"] <= 100
+        assert "--gen-subset test" in lenpen["generate_command"]
+        assert f"--lenpen {lenpen['chosen']:g}" in lenpen["generate_command"]
+        assert f"{lenpen['bleu']:.2f} / {lenpen['chrf']:.2f} (lenpen {lenpen['chosen']:g})" in proc.stdout
+        assert (work / "systems" / name / "generate-valid-lenpen0.5.txt").is_file()
+    assert resumed["systems"]["lstm"].get("lenpen") is None  # not in --systems
     student = resumed["systems"]["transformer_lrn-6-2-distilled"]
     assert "error" not in student, student["error"]
     assert student["distillation"]["sentences"] == 299 and student["distillation"]["backend"] == "generate"
@@ -129,7 +142,8 @@ def test_parse_train_log():
     assert r["params"] == 1234567 and r["updates"] == 25
     assert r["train_seconds"] == 21.6 and r["train_loop_seconds"] == 17.5  # the budget's clock; the loop alone
     assert r["epochs"] == 1.25  # the budget ended a quarter into epoch 2
-    assert r["wps"] == 1800.5 and r["wps_per_epoch"] == [1600.0, 1800.5]
+    assert r["wps_per_epoch"] == [1600.0, 1800.5]
+    assert r["wps"] == round((1600 * 15 + 1800.5 * 4) / 19, 1)  # all words over all training time
     assert r["valid_loss"] == 8.6 and r["best_valid_loss"] == 8.5
     no_budget_stop = load_script().parse_train_log(LOG.replace("| train_wall 4", "| train_wall 4 | wall 30")
                                                    .replace("Stopping training", "(no) stopping training"))

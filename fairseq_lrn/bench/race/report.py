@@ -16,19 +16,33 @@ def _fmt(value, spec="{:.2f}"):
 
 
 def markdown_table(systems):
+    """The race's table, a row per system; with a "BLEU / chrF, lenpen tuned" column when a system
+    has a length penalty chosen on the validation set (``--lenpen-grid``)."""
+    tuned = any("lenpen" in r for r in systems.values())
     rows = ["| system | params | train s | updates | epochs | train words/s | best valid loss | BLEU | chrF "
-            "| decode s |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| decode s |" + (" BLEU / chrF, lenpen chosen on valid |" if tuned else ""),
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if tuned else "")]
     for name, r in systems.items():
         if "error" in r and r.get("bleu") is None:
             first = r["error"].splitlines()[0]
             rows.append(f"| {name} | {_fmt(r.get('params'), '{:,}')} | failed: {first} |||||||| ")
             continue
-        rows.append(f"| {name} | {_fmt(r['params'], '{:,}')} | {_fmt(r['train_seconds'], '{:.0f}')} | "
-                    f"{_fmt(r['updates'], '{:,}')} | {_fmt(r['epochs'], '{:g}')} | {_fmt(r['wps'], '{:,.0f}')} | "
-                    f"{_fmt(r['best_valid_loss'], '{:.3f}')} | {_fmt(r['bleu'])} | {_fmt(r['chrf'])} | "
-                    f"{_fmt(r.get('decode_seconds'), '{:.1f}')} |")
+        row = (f"| {name} | {_fmt(r['params'], '{:,}')} | {_fmt(r['train_seconds'], '{:.0f}')} | "
+               f"{_fmt(r['updates'], '{:,}')} | {_fmt(r['epochs'], '{:g}')} | {_fmt(r['wps'], '{:,.0f}')} | "
+               f"{_fmt(r['best_valid_loss'], '{:.3f}')} | {_fmt(r['bleu'])} | {_fmt(r['chrf'])} | "
+               f"{_fmt(r.get('decode_seconds'), '{:.1f}')} |")
+        if tuned:
+            row += f" {_tuned_cell(r.get('lenpen'))} |"
+        rows.append(row)
     return "\n".join(rows)
+
+
+def _tuned_cell(lenpen):
+    if lenpen is None:
+        return "-"
+    if lenpen.get("bleu") is None:
+        return "failed"
+    return f"{lenpen['bleu']:.2f} / {lenpen['chrf']:.2f} (lenpen {lenpen['chosen']:g})"
 
 
 def write_json(report, path):

@@ -4,6 +4,7 @@ import shlex
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 from ...errors import GenerateOutputError
 from ...tools import scoring, user_dir
@@ -87,40 +88,83 @@ def run_system(name, args, data, cuda, env):
         result["error"] = (f"fairseq-train exited with {rc}" if rc else f"no {best} was written") + f":\n{tail}"
         return result
 
-    gen_argv = [data["bin"], "--user-dir", user_dir(), "--path", best, "--gen-subset", "test",
-                "--beam", args.beam, "--batch-size", 64, "--remove-bpe",
-                "--max-len-a", 1.5, "--max-len-b", 10,
-                *([] if cuda else ["--cpu"])]
-    result["generate_command"] = shlex.join(["fairseq-generate", *map(str, gen_argv)])
     log(f"{name}: translating the test set (beam {args.beam})")
+    scored = translate_and_score(args, best, data["bin"], "test", data["test_references"], data["test_pairs"],
+                                 sdir / "generate-test.txt", cuda, env)
+    result.update(scored)
+    if "error" in scored:
+        return result
+    log(f"{name}: BLEU {result['bleu']:.2f}, chrF {result['chrf']:.2f}")
+    return result
+
+
+def translate_and_score(args, checkpoint, data_bin, subset, references, pairs, hyp_path, cuda, env, extra=()):
+    """fairseq-generate ``subset`` of ``data_bin`` with ``checkpoint`` (the race's decoding: --beam,
+    batch 64, --max-len-a 1.5 --max-len-b 10, then ``extra`` flags), write its output to
+    ``hyp_path`` (stderr next to it, ``.log``) and score it against the raw ``references`` (Moses
+    detokenization, sacreBLEU and chrF). Returns the result fields: generate_command,
+    decode_process_seconds, decode_seconds, bleu, chrf, their signatures, bleu_verbose, hypotheses;
+    or, when a step fails, the fields so far and "error" (also when fewer than ``pairs`` sentences
+    came back)."""
+    gen_argv = [data_bin, "--user-dir", user_dir(), "--path", checkpoint, "--gen-subset", subset,
+                "--beam", args.beam, "--batch-size", 64, "--remove-bpe",
+                "--max-len-a", 1.5, "--max-len-b", 10, *extra,
+                *([] if cuda else ["--cpu"])]
+    result = {"generate_command": shlex.join(["fairseq-generate", *map(str, gen_argv)])}
     start = time.time()
     proc = run_fairseq("generate", *gen_argv, capture=True, check=False, env=env)
     result["decode_process_seconds"] = round(time.time() - start, 1)
-    hyp_path = sdir / "generate-test.txt"
+    hyp_path = Path(hyp_path)
     hyp_path.write_text(proc.stdout, encoding="utf-8")
-    (sdir / "generate.log").write_text(proc.stderr, encoding="utf-8")
+    hyp_path.with_suffix(".log").write_text(proc.stderr, encoding="utf-8")
     if proc.returncode != 0:
-        result["error"] = f"fairseq-generate exited with {proc.returncode}:\n{proc.stderr[-2000:]}"
-        return result
+        return {**result, "error": f"fairseq-generate exited with {proc.returncode}:\n{proc.stderr[-2000:]}"}
     seconds = decoding_seconds(proc.stdout + proc.stderr)
     if seconds is not None:
         result["decode_seconds"] = seconds
     try:  # the rule fairseq_lrn.tools.scoring reads them by: every id 0 .. n-1, D- lines before H- lines
         translated, _ = hypotheses_in_order(parse_generate_output(proc.stdout), what=str(hyp_path))
     except GenerateOutputError as exc:
-        result["error"] = str(exc)
-        return result
-    if len(translated) != data["test_pairs"]:
-        result["error"] = (f"fairseq-generate translated {len(translated)} of {data['test_pairs']} test "
-                           f"sentences ({hyp_path})")
-        return result
+        return {**result, "error": str(exc)}
+    if len(translated) != pairs:
+        return {**result, "error": f"fairseq-generate translated {len(translated)} of {pairs} {subset} "
+                                   f"sentences ({hyp_path})"}
     try:
-        score = scoring.score_file(hyp_path, [data["test_references"]], lang=args.tgt, bpe="none", detok="moses")
+        score = scoring.score_file(hyp_path, [references], lang=args.tgt, bpe="none", detok="moses")
     except scoring.EvalError as exc:
-        result["error"] = str(exc)
-        return result
-    result.update(bleu=round(score["bleu"]["score"], 2), chrf=round(score["chrf"]["score"], 2),
-                  bleu_signature=score["bleu"]["signature"], chrf_signature=score["chrf"]["signature"],
-                  bleu_verbose=score["bleu"]["verbose"], hypotheses=str(hyp_path))
-    log(f"{name}: BLEU {result['bleu']:.2f}, chrF {result['chrf']:.2f}")
-    return result
+        return {**result, "error": str(exc)}
+    return {**result, "bleu": round(score["bleu"]["score"], 2), "chrf": round(score["chrf"]["score"], 2),
+            "bleu_signature": score["bleu"]["signature"], "chrf_signature": score["chrf"]["signature"],
+            "bleu_verbose": score["bleu"]["verbose"], "hypotheses": str(hyp_path)}
+
+
+def tune_lenpen(name, args, data, cuda, env):
+    """The length penalty of ``name``'s beam search chosen on the validation set: decode the valid
+    split with each of ``args.lenpen_grid`` (fairseq-generate --lenpen), keep the one with the
+    best validation BLEU (the smallest change from 1.0 on a tie), and translate the test set with
+    it. Returns ``{"grid": [...], "valid_bleu": {lenpen: BLEU}, "chosen": lenpen, "bleu", "chrf",
+    ...}`` (the test scores with the chosen penalty), or ``{"error": ...}``. The test set is only
+    translated, never used to choose."""
+    sdir = args.work_dir / "systems" / name
+    best = sdir / "checkpoints" / "checkpoint_best.pt"
+    if not best.is_file():
+        return {"error": f"no checkpoint {best} to decode with another length penalty"}
+    valid_refs = f"{args.valid}.{args.tgt}"
+    tuned = {"grid": list(args.lenpen_grid), "valid_bleu": {}}
+    for lenpen in args.lenpen_grid:
+        log(f"{name}: translating the validation set with --lenpen {lenpen:g}")
+        scored = translate_and_score(args, best, data["bin"], "valid", valid_refs, data["valid_pairs"],
+                                     sdir / f"generate-valid-lenpen{lenpen:g}.txt", cuda, env,
+                                     extra=("--lenpen", f"{lenpen:g}"))
+        if "error" in scored:
+            return {**tuned, "error": scored["error"]}
+        tuned["valid_bleu"][f"{lenpen:g}"] = scored["bleu"]
+    chosen = max(args.lenpen_grid, key=lambda lp: (tuned["valid_bleu"][f"{lp:g}"], -abs(lp - 1.0)))
+    log(f"{name}: --lenpen {chosen:g} has the best validation BLEU; translating the test set with it")
+    scored = translate_and_score(args, best, data["bin"], "test", data["test_references"], data["test_pairs"],
+                                 sdir / f"generate-test-lenpen{chosen:g}.txt", cuda, env,
+                                 extra=("--lenpen", f"{chosen:g}"))
+    tuned.update(chosen=chosen, **scored)
+    if "error" not in scored:
+        log(f"{name}: with --lenpen {chosen:g}: BLEU {scored['bleu']:.2f}, chrF {scored['chrf']:.2f}")
+    return tuned

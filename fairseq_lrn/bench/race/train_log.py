@@ -29,7 +29,9 @@ def parse_train_log(log_text):
     Returns params, train_seconds (the clock --stop-time-hours reads: from the trainer's start, validation
     included; "done training in" gives train_loop_seconds, the training loop alone), updates, epochs
     (fractional when the last one was cut short),
-    wps (the last epoch summary's words/s; the last train_inner line's when no summary was printed),
+    wps (training words/s over the whole run: the epoch summaries' words/s weighted by their
+    train_wall, i.e. all target words over all training time; the last train_inner line's when no
+    summary was printed; a budget that ends a few updates into an epoch no longer decides it),
     wps_per_epoch, valid_loss (last validation), best_valid_loss, and valid_curve: one
     ``{"seconds", "updates", "loss"}`` per validation, seconds from the log's first time stamp
     (fairseq's logging format, one-second resolution; [] when the lines have none)."""
@@ -64,7 +66,7 @@ def parse_train_log(log_text):
         r["updates"] = int(max(updates))
     if train:
         last = max(train)
-        r["wps"] = train[last].get("wps")
+        r["wps"] = _overall_wps(train)
         if r["train_seconds"] is None:  # not stopped by the budget (e.g. --max-epoch in --train-args)
             r["train_seconds"] = train[last].get("wall", done)
         ends = {e: train[e].get("num_updates") for e in train}
@@ -83,3 +85,14 @@ def parse_train_log(log_text):
         r["valid_loss"] = last.get("loss")
         r["best_valid_loss"] = last.get("best_loss", last.get("loss"))
     return r
+
+
+def _overall_wps(train):
+    """{epoch: summary} -> words/s over all epochs (weights: each summary's train_wall; equal
+    weights when a summary lacks it), rounded to 0.1; None without any wps."""
+    pairs = [(stats["wps"], stats.get("train_wall")) for stats in train.values() if "wps" in stats]
+    if not pairs:
+        return None
+    if any(wall is None or wall <= 0 for _, wall in pairs):
+        pairs = [(wps, 1.0) for wps, _ in pairs]
+    return round(sum(wps * wall for wps, wall in pairs) / sum(wall for _, wall in pairs), 1)
