@@ -120,9 +120,11 @@ def _beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Searc
     output already restricted) and the chosen columns are mapped back to target ids."""
     B = src_tokens.size(0)
     device = src_tokens.device
+    # eos, pad, unk: the special symbols' columns of the scores (with a vocabulary: their positions
+    # in it; pad and unk may be absent: -1); the token tensors hold target ids (runner.eos, runner.pad)
     if vocabulary is None:
         V, eos, pad, unk = runner.vocab_size, runner.eos, runner.pad, runner.unk
-    else:  # the columns of the special symbols (pad and unk may be absent: -1 matches nothing)
+    else:
         V = vocabulary.numel()
         eos, pad, unk = (int(torch.searchsorted(vocabulary, t)) if bool((vocabulary == t).any()) else -1
                          for t in (runner.eos, runner.pad, runner.unk))
@@ -136,7 +138,7 @@ def _beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Searc
 
     # finished hypotheses of every sentence of the batch: slot `beam` takes the writes of the
     # candidates that are not kept
-    fin_tokens = torch.full((B, beam + 1, T + 1), pad, dtype=torch.long, device=device)
+    fin_tokens = torch.full((B, beam + 1, T + 1), runner.pad, dtype=torch.long, device=device)
     fin_lengths = torch.zeros(B, beam + 1, dtype=torch.long, device=device)
     fin_scores = torch.full((B, beam + 1), NEG_INF, device=device)
     # the sentences still decoded (all at first): their batch index, and per-sentence state
@@ -144,8 +146,8 @@ def _beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Searc
     fin_count = torch.zeros(B, dtype=torch.long, device=device)
     cands_to_ignore = torch.zeros(B, beam, dtype=torch.bool, device=device)
     finished = torch.zeros(B, dtype=torch.bool, device=device)
-    tokens = torch.full((B * beam, T + 2), pad, dtype=torch.long, device=device)
-    tokens[:, 0] = eos  # fairseq starts every hypothesis with EOS
+    tokens = torch.full((B * beam, T + 2), runner.pad, dtype=torch.long, device=device)
+    tokens[:, 0] = runner.eos  # fairseq starts every hypothesis with EOS
     scores = torch.zeros(B * beam, device=device)  # cumulative log-prob of each row
     cand_offsets = torch.arange(cand_size, device=device)
     not_eos = torch.ones(V, dtype=torch.bool, device=device)

@@ -148,6 +148,12 @@ def test_search_through_the_shortlist_path_over_every_word_is_exact(family, trai
     assert restricted.as_lists() == plain.as_lists()
     torch.testing.assert_close(restricted.scores, plain.scores)
     assert translator.runner._restricted is None  # the runner scores the whole vocabulary again
+    # without <s> (never produced; a trained model gives it almost no probability) every column is
+    # one less than its id: the mapping back to ids, and the search's start from </s>, are exercised
+    no_bos = every[every != translator.tgt_dict.bos()]
+    shifted = beam_search(translator.runner, src, lengths, options, vocabulary=no_bos)
+    assert shifted.as_lists() == plain.as_lists()
+    torch.testing.assert_close(shifted.scores, plain.scores, atol=1e-3, rtol=0)
 
 
 def test_shortlisted_translations_of_trained_models(trained, shortlist_file, tmp_path):
