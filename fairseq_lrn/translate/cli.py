@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--quantize", choices=QUANTIZE_MODES, default=DEFAULT_QUANTIZE,
                        help=f"int8: dynamic int8 quantization of the linear layers and the output "
                             f"projection (CPU only); auto: int8 on the CPU for the model families whose int8 "
-                            f"BLEU was measured within 0.3 of fp32 (transformer_lrn), none otherwise "
+                            f"BLEU was measured within 0.3 of fp32 (transformer_lrn, lrn), none otherwise "
                             f"(default: {DEFAULT_QUANTIZE})")
     speed.add_argument("--shortlist", metavar="FILE",
                        help="a lexical shortlist (scripts/build_shortlist.py): each batch's output layer scores "

@@ -18,9 +18,9 @@ is silenced here, and int8 stops working in the PyTorch release that removes the
 
 Quantization changes the numbers, so the translations can differ from fp32 ones. The default,
 ``auto``, is int8 on the CPU for the model families whose int8 translations were measured within
-0.3 BLEU of fp32 on real text (:data:`INT8_MEASURED`; BENCHMARKS.md, 2026-12-06: ``transformer_lrn``
-3+3 and 6+2 on gettext En-Fr, beam 5 and greedy, int8 +0.02 to +0.08 BLEU), and ``none`` for the
-others (``lrn``: not measured yet) and on CUDA.
+0.3 BLEU of fp32 on real text (:data:`INT8_MEASURED`; BENCHMARKS.md, 2026-12-06, gettext En-Fr:
+``transformer_lrn`` 3+3 and 6+2, beam 5 and greedy, int8 +0.02 to +0.08 BLEU; ``lrn`` 2+2, beam 5,
+-0.24 with the default decoder and -0.04 with the authors' conditional one), and ``none`` on CUDA.
 """
 
 import warnings
@@ -29,6 +29,7 @@ from typing import Set
 import torch
 from torch import nn
 
+from .lrn_runner import LRNRunner
 from .transformer_lrn_runner import TransformerLRNRunner
 
 #: The modes of ``--quantize``.
@@ -36,7 +37,7 @@ QUANTIZE_MODES = ("auto", "none", "int8")
 #: The default mode: the fastest one measured to keep quality (see the module docstring).
 DEFAULT_QUANTIZE = "auto"
 #: The runners (model families) whose int8 BLEU on real text was measured within 0.3 of fp32.
-INT8_MEASURED = (TransformerLRNRunner,)
+INT8_MEASURED = (TransformerLRNRunner, LRNRunner)  # LRNRunner: the conditional decoder's runner included
 
 
 def resolve_mode(mode: str, runner: nn.Module, device: str) -> str:
