@@ -4,7 +4,7 @@ binarizes: the demo, the benchmarks, the data preparation and the tests all call
 
 import os
 import shutil
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple, Type
 
 from ..atomic_files import atomic_outputs, recover
 from .run import run_fairseq
@@ -84,3 +84,29 @@ def _preprocess_in_process(argv: Sequence[str]) -> None:
             if handler not in handlers:
                 preprocess.logger.removeHandler(handler)
                 handler.close()
+
+
+def load_train_split(data_bin: str, source_lang: str, target_lang: str, *, error: Type[Exception] = ValueError,
+                     hint: str = "") -> Tuple[tuple, tuple]:
+    """The binarized training split of ``data_bin``: ``((source dictionary, target dictionary),
+    (source dataset, target dataset))`` (fairseq ``Dictionary`` and indexed datasets of token ids,
+    ``</s>`` appended). Raises ``error`` naming what is missing (a dictionary, with ``hint``
+    appended; the .bin/.idx files) or the sides' sentence counts when they differ."""
+    from fairseq.data import Dictionary, data_utils
+
+    for lang in (source_lang, target_lang):
+        if not os.path.isfile(os.path.join(data_bin, f"dict.{lang}.txt")):
+            raise error(f"{data_bin!r} has no dictionary dict.{lang}.txt{hint}")
+    dicts, sides = [], []
+    for lang in (source_lang, target_lang):
+        dictionary = Dictionary.load(os.path.join(data_bin, f"dict.{lang}.txt"))
+        prefix = os.path.join(data_bin, f"train.{source_lang}-{target_lang}.{lang}")
+        dataset = data_utils.load_indexed_dataset(prefix, dictionary)
+        if dataset is None:
+            raise error(f"{data_bin!r} has no binarized training split {prefix}.bin/.idx")
+        dicts.append(dictionary)
+        sides.append(dataset)
+    if len(sides[0]) != len(sides[1]):
+        raise error(f"{data_bin!r}: the training split has {len(sides[0])} source and "
+                    f"{len(sides[1])} target sentences")
+    return tuple(dicts), tuple(sides)

@@ -65,23 +65,12 @@ class DistillResult:
 def read_train_split(data_bin: str, source_lang: str, target_lang: str) -> Tuple[List[str], List[str]]:
     """The binarized training split of ``data_bin`` as text: (source lines, target lines), in
     sentence-id order, tokens as the dictionaries spell them (no end-of-sentence symbol)."""
-    from fairseq.data import Dictionary, data_utils
+    from .data_bin import load_train_split
 
-    for lang in (source_lang, target_lang):
-        if not os.path.isfile(os.path.join(data_bin, f"dict.{lang}.txt")):
-            raise DistillError(f"{data_bin!r} has no dictionary dict.{lang}.txt: is it the teacher's "
-                               f"data-bin, with --source-lang {source_lang} --target-lang {target_lang}?")
-    sides = []
-    for lang in (source_lang, target_lang):
-        dictionary = Dictionary.load(os.path.join(data_bin, f"dict.{lang}.txt"))
-        prefix = os.path.join(data_bin, f"train.{source_lang}-{target_lang}.{lang}")
-        dataset = data_utils.load_indexed_dataset(prefix, dictionary)
-        if dataset is None:
-            raise DistillError(f"{data_bin!r} has no binarized training split {prefix}.bin/.idx")
-        sides.append([dictionary.string(dataset[i]) for i in range(len(dataset))])
-    if len(sides[0]) != len(sides[1]):
-        raise DistillError(f"{data_bin!r}: the training split has {len(sides[0])} source and "
-                           f"{len(sides[1])} target sentences")
+    dicts, datasets = load_train_split(data_bin, source_lang, target_lang, error=DistillError,
+                                       hint=f": is it the teacher's data-bin, with --source-lang {source_lang} "
+                                            f"--target-lang {target_lang}?")
+    sides = [[d.string(dataset[i]) for i in range(len(dataset))] for d, dataset in zip(dicts, datasets)]
     return sides[0], sides[1]
 
 

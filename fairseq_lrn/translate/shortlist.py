@@ -24,7 +24,6 @@ Words are spelled as in the data-bin's dictionaries; a word the dictionaries do 
 error naming the file and line (a shortlist built for another data-bin).
 """
 
-import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -171,26 +170,12 @@ def build_shortlist(data_bin: str, source_lang: str, target_lang: str, *,
     """The shortlist of the training split of ``data_bin`` (see the module docstring): returns
     ``(shortlist, source dictionary, target dictionary)``. Raises ShortlistError naming what is
     missing."""
-    from fairseq.data import Dictionary, data_utils
+    from ..tools.data_bin import load_train_split
 
     if per_source < 1 or frequent < 0 or iterations < 1:
         raise ShortlistError(f"need per_source >= 1, frequent >= 0 and iterations >= 1 "
                              f"(got {per_source}, {frequent}, {iterations})")
-    dicts, sides = [], []
-    for lang in (source_lang, target_lang):
-        dict_path = os.path.join(data_bin, f"dict.{lang}.txt")
-        if not os.path.isfile(dict_path):
-            raise ShortlistError(f"{data_bin!r} has no dictionary dict.{lang}.txt")
-        dictionary = Dictionary.load(dict_path)
-        prefix = os.path.join(data_bin, f"train.{source_lang}-{target_lang}.{lang}")
-        dataset = data_utils.load_indexed_dataset(prefix, dictionary)
-        if dataset is None:
-            raise ShortlistError(f"{data_bin!r} has no binarized training split {prefix}.bin/.idx")
-        dicts.append(dictionary)
-        sides.append(dataset)
-    if len(sides[0]) != len(sides[1]):
-        raise ShortlistError(f"{data_bin!r}: the training split has {len(sides[0])} source and "
-                             f"{len(sides[1])} target sentences")
+    dicts, sides = load_train_split(data_bin, source_lang, target_lang, error=ShortlistError)
     src_dict, tgt_dict = dicts
     specials = [tgt_dict.bos(), tgt_dict.pad(), tgt_dict.eos()]
 
