@@ -11,7 +11,8 @@ Systems (``MODEL/RUNTIME``; give each model's checkpoint with ``--system MODEL=C
   ``fairseq-lrn-translate`` in fp32 and int8 (``fast-fp32``, ``fast-int8``), with ``--shortlist FILE``
   also int8 with that lexical shortlist (``fast-int8-shortlist``), and ``fairseq-generate``.
 
-Cells: beam 5 and greedy x batch 1 and 32 x 1 and 2 threads, on the test set (BLEU of each
+Cells: beam 5 and greedy x batch 1 and 32 x 1 and 2 threads (and 2 one-thread workers: two
+batches at once, CTranslate2's inter_threads, fairseq-lrn-translate --workers), on the test set (BLEU of each
 output: sacreBLEU on the Moses-detokenized hypotheses against --test-reference) and with every
 hypothesis forced to L=30 and L=100 tokens (min = max decoding length; speed alone). Decoding
 time never includes model loading. Ratios are per repeat within this run; targets are the rows
@@ -54,7 +55,10 @@ def parse_args(argv=None):
         help="runtimes to run (default: all that decode the given models)")
     add("--beams", nargs="+", type=int, default=[5, 1], help="beam sizes (1 = greedy; default: 5 1)")
     add("--batch-sizes", nargs="+", type=int, default=[1, 32], help="sentences per batch (default: 1 32)")
-    add("--threads", nargs="+", type=int, default=[1, 2], help="CPU threads (default: 1 2)")
+    add("--threads", nargs="+", type=int, default=[1, 2], help="CPU threads, one batch at a time (default: 1 2)")
+    add("--workers", nargs="*", type=int, default=[2], metavar="N",
+        help="also N batches at once, one thread each (CTranslate2's inter_threads, fairseq-lrn-translate "
+             "--workers; on N cores often the fastest; default: 2; none: no such cells)")
     add("--forced-lengths", nargs="*", type=int, default=[30, 100], metavar="L",
         help="also decode with every hypothesis forced to L tokens (default: 30 100; none: only the test set)")
     add("--skip-test-set", action="store_true", help="only the forced lengths (no BLEU)")
@@ -87,10 +91,10 @@ def parse_args(argv=None):
         parser.error(f"cannot infer the languages of {args.data}: pass --source-lang and --target-lang")
     args.detok_lang = args.detok_lang or args.target_lang
     if args.quick:
-        args.repeats, args.beams, args.batch_sizes, args.threads = 1, [5], [32], [2]
+        args.repeats, args.beams, args.batch_sizes, args.threads, args.workers = 1, [5], [32], [2], []
         args.forced_lengths = args.forced_lengths[:1]
-    if min(args.beams + args.batch_sizes + args.threads + args.forced_lengths + [args.repeats]) < 1:
-        parser.error("beams, batch sizes, threads, forced lengths and --repeats must be >= 1")
+    if min(args.beams + args.batch_sizes + args.threads + args.workers + args.forced_lengths + [args.repeats]) < 1:
+        parser.error("beams, batch sizes, threads, workers, forced lengths and --repeats must be >= 1")
     if args.skip_test_set and not args.forced_lengths:
         parser.error("--skip-test-set needs --forced-lengths")
     return args

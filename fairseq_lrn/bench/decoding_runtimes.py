@@ -41,17 +41,22 @@ class DecodeError(RuntimeError):
 class Cell:
     """One search setting: beam (1 = greedy), sentences per batch, CPU threads, and ``length``:
     None for the test set decoded freely (BLEU is scored), else every hypothesis forced to
-    exactly ``length`` tokens (min = max decoding length; speed alone)."""
+    exactly ``length`` tokens (min = max decoding length; speed alone). ``workers`` > 1: that many
+    batches at once, each on ``threads`` threads (CTranslate2's ``inter_threads`` x
+    ``intra_threads``; the fast command's ``--workers``; fairseq-generate, which runs one batch
+    at a time, gets ``workers x threads`` threads)."""
 
     beam: int
     batch_size: int
     threads: int
     length: Optional[int] = None
+    workers: int = 1
 
     @property
     def key(self) -> str:
         search = "greedy" if self.beam == 1 else f"beam{self.beam}"
-        return f"{search}_b{self.batch_size}_t{self.threads}_" + ("test" if self.length is None else f"L{self.length}")
+        cores = f"t{self.threads}" + (f"_w{self.workers}" if self.workers > 1 else "")
+        return f"{search}_b{self.batch_size}_{cores}_" + ("test" if self.length is None else f"L{self.length}")
 
 
 @dataclass
@@ -93,11 +98,12 @@ def _checked(hyps: List[str], test: TestSet, what: str) -> List[str]:
 
 def fairseq_generate(checkpoint: str, test: TestSet, cell: Cell) -> Decoded:
     """``fairseq-generate`` on the data-bin's test split (``--remove-bpe``, CPU, the cell's
-    threads through OMP/MKL); seconds from its "Translated ... in X s" line."""
+    threads x workers through OMP/MKL: it runs one batch at a time); seconds from its
+    "Translated ... in X s" line."""
     argv = [test.data_bin, "--user-dir", user_dir(), "--path", checkpoint, "--gen-subset", "test",
             "--source-lang", test.source_lang, "--target-lang", test.target_lang, "--cpu", "--remove-bpe",
             "--beam", cell.beam, "--nbest", 1, "--batch-size", cell.batch_size, *_length_flags(cell)]
-    proc = run_fairseq("generate", *argv, capture=True, check=False, env=_threads_env(cell.threads))
+    proc = run_fairseq("generate", *argv, capture=True, check=False, env=_threads_env(cell.threads * cell.workers))
     if proc.returncode != 0:
         raise DecodeError(f"fairseq-generate exited with {proc.returncode}:\n{proc.stderr[-2000:]}")
     seconds = decoding_seconds(proc.stdout + proc.stderr)
@@ -123,12 +129,12 @@ def fast_command_missing() -> Optional[str]:
 def fast_translate(checkpoint: str, test: TestSet, cell: Cell, quantize: str,
                    shortlist: Optional[str] = None) -> Decoded:
     """``python -m fairseq_lrn.translate`` on the BPE'd source file (``--remove-bpe``, CPU,
-    ``--threads``, ``--quantize``, ``--shortlist`` when given); seconds from its summary line
-    (decoding without loading)."""
+    ``--threads``, ``--workers``, ``--quantize``, ``--shortlist`` when given); seconds from its
+    summary line (decoding without loading)."""
     cmd = [sys.executable, "-m", "fairseq_lrn.translate", test.data_bin, "--path", checkpoint,
            "--source-lang", test.source_lang, "--target-lang", test.target_lang, "--input", test.source_file,
            "--beam", str(cell.beam), "--batch-size", str(cell.batch_size), "--threads", str(cell.threads),
-           "--quantize", quantize, "--remove-bpe", "--cpu", *_length_flags(cell),
+           "--workers", str(cell.workers), "--quantize", quantize, "--remove-bpe", "--cpu", *_length_flags(cell),
            *(["--shortlist", shortlist] if shortlist else [])]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **_threads_env(cell.threads)})
     if proc.returncode != 0:
@@ -172,29 +178,32 @@ def ct2_convert(checkpoint: str, test: TestSet, work: str) -> str:
 
 
 class CT2Translators:
-    """``ctranslate2.Translator`` per (model, threads), loaded with ``compute_type`` (int8: the
-    float32 model's weights quantized at loading, as ``--quantization int8`` would store them) and
-    warmed (one sentence decoded) before any timing: ``inter_threads=1``, ``intra_threads`` = the
-    cell's threads."""
+    """``ctranslate2.Translator`` per (model, cell's threads and workers), loaded with
+    ``compute_type`` (int8: the float32 model's weights quantized at loading, as
+    ``--quantization int8`` would store them) and warmed (one sentence decoded) before any timing:
+    ``inter_threads`` = the cell's workers, ``intra_threads`` = its threads."""
 
     def __init__(self, compute_type: str = "default"):
         self.compute_type, self.loaded = compute_type, {}
 
-    def get(self, model_dir: str, threads: int, first_line: str):
-        if (model_dir, threads) not in self.loaded:
+    def get(self, model_dir: str, cell: Cell, first_line: str):
+        key = (model_dir, cell.threads, cell.workers)
+        if key not in self.loaded:
             import ctranslate2
 
             translator = ctranslate2.Translator(model_dir, device="cpu", compute_type=self.compute_type,
-                                                inter_threads=1, intra_threads=threads)
-            translator.translate_batch([first_line.split()], beam_size=1, max_decoding_length=8)
-            self.loaded[(model_dir, threads)] = translator
-        return self.loaded[(model_dir, threads)]
+                                                inter_threads=cell.workers, intra_threads=cell.threads)
+            translator.translate_batch([first_line.split()] * cell.workers, beam_size=1, max_decoding_length=8,
+                                       max_batch_size=1)
+            self.loaded[key] = translator
+        return self.loaded[key]
 
 
 def ct2_translate(translators: CT2Translators, model_dir: str, test: TestSet, cell: Cell) -> Decoded:
     """``translate_batch`` over the BPE'd tokens (sorted by length and cut into batches of the
-    cell's size by CTranslate2 itself), timed alone; the first hypothesis of each line, BPE removed."""
-    translator = translators.get(model_dir, cell.threads, test.lines[0])
+    cell's size by CTranslate2 itself, run ``inter_threads`` at a time), timed alone; the first
+    hypothesis of each line, BPE removed."""
+    translator = translators.get(model_dir, cell, test.lines[0])
     tokens = [line.split() for line in test.lines]
     lengths = dict(min_decoding_length=0, max_decoding_length=MAX_LEN) if cell.length is None else \
         dict(min_decoding_length=cell.length, max_decoding_length=cell.length)

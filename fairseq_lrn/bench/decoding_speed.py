@@ -61,10 +61,13 @@ MODELS: Dict[str, Tuple[str, Tuple[str, ...], Optional[str]]] = {
 BEST = {"ct2-best": CT2, "fast-best": FAST}
 
 
-def make_cells(beams, batch_sizes, threads, forced_lengths, test_set: bool = True) -> List[Cell]:
-    """The grid, test set first: (test set, L ...) x threads x beams x batch sizes."""
+def make_cells(beams, batch_sizes, threads, forced_lengths, test_set: bool = True, workers=()) -> List[Cell]:
+    """The grid, test set first: (test set, L ...) x cores x beams x batch sizes; the cores are
+    each of ``threads`` (one batch at a time), then each of ``workers`` > 1 (that many batches at
+    once, one thread each)."""
     lengths = ([None] if test_set else []) + list(forced_lengths)
-    return [Cell(b, n, t, L) for L in lengths for t in threads for b in beams for n in batch_sizes]
+    cores = [(t, 1) for t in threads] + [(1, w) for w in workers if w > 1]
+    return [Cell(b, n, t, L, w) for L in lengths for t, w in cores for b in beams for n in batch_sizes]
 
 
 def make_systems(checkpoints: Dict[str, str], runtimes) -> Dict[str, dict]:
@@ -132,7 +135,8 @@ def run(args, test: TestSet, references: List[str], argv=None) -> dict:
     start = start_run(args, prefix="lrn-decoding-")
     if args.hypotheses_dir:
         os.makedirs(args.hypotheses_dir, exist_ok=True)
-    cells = make_cells(args.beams, args.batch_sizes, args.threads, args.forced_lengths, not args.skip_test_set)
+    cells = make_cells(args.beams, args.batch_sizes, args.threads, args.forced_lengths, not args.skip_test_set,
+                       args.workers)
     systems, skipped = {}, {}
     for name, system in make_systems(args.system, args.runtimes).items():
         why = unavailable(system, args.shortlist)
@@ -195,7 +199,7 @@ def print_report(report: dict) -> None:
         md_table(["system", *(k.replace("_", " ") for k in test_keys)],
                  [[name, *(f"{by_cell[k]:.2f}" if k in by_cell else "-" for k in test_keys)]
                   for name, by_cell in report["bleu"].items()])
-    print("\nCells: greedy = beam 1; b<N>: sentences per batch; t<N>: CPU threads; test: the test set decoded "
+    print("\nCells: greedy = beam 1; b<N>: sentences per batch; t<N>: CPU threads; w<N>: N batches at once, one thread each (CTranslate2 inter_threads, fairseq-lrn-translate --workers; fairseq-generate gets N threads); test: the test set decoded "
           "freely (max 200 tokens); L<N>: every hypothesis forced to N tokens (min = max length), speed alone. "
           "Seconds are decoding time without model loading.")
     for name, s in systems.items():

@@ -61,15 +61,20 @@ TARGETS = (
     Target(TRANSFORMER_FAMILY, "transformer-lrn", "transformer", SENT, 1.3, length=150),
     Target(TRANSFORMER_FAMILY, "transformer-lrn-dec2", "transformer", SENT, 1.9),
     Target(TRANSFORMER_FAMILY, "transformer-lrn", "transformer", TRAIN, 1.0),
-    # decoding on a CPU, 2 threads (issue 20): the fast command against CTranslate2's fastest mode ...
-    Target(DECODING_FAMILY, "transformer-lrn/fast-best", "transformer/ct2-best", SENT, 1.3, cells=("beam5", "b32", "t2")),
-    Target(DECODING_FAMILY, "transformer-lrn/fast-best", "transformer/ct2-best", SENT, 1.0, cells=("beam5", "b1", "t2")),
-    Target(DECODING_FAMILY, "transformer-lrn-dec2/fast-best", "transformer-dec2/ct2-best", SENT, 1.3,
-           cells=("beam5", "b32", "t2")),
-    Target(DECODING_FAMILY, "lrn/fast-best", "transformer/ct2-best", SENT, 2.0, cells=("beam5", "b32", "t2")),
-    # ... and against fairseq-generate on the same checkpoint
-    *(Target(DECODING_FAMILY, f"{m}/fast-best", f"{m}/fairseq-generate", SENT, ratio, cells=(batch, "t2"))
-      for m in ("transformer-lrn", "transformer-lrn-dec2", "lrn") for batch, ratio in (("b32", 1.8), ("b1", 1.5))),
+    # decoding on a CPU with 2 cores (issue 20), each way of using them: 2 threads on one batch
+    # ("t2"), or 2 one-thread workers on two batches (CTranslate2's inter_threads; "t1", "w2").
+    # The fast command against CTranslate2's fastest mode ...
+    *(row for cores in (("t2",), ("t1", "w2")) for row in (
+        Target(DECODING_FAMILY, "transformer-lrn/fast-best", "transformer/ct2-best", SENT, 1.3,
+               cells=("beam5", "b32", *cores)),
+        Target(DECODING_FAMILY, "transformer-lrn/fast-best", "transformer/ct2-best", SENT, 1.0,
+               cells=("beam5", "b1", *cores)),
+        Target(DECODING_FAMILY, "transformer-lrn-dec2/fast-best", "transformer-dec2/ct2-best", SENT, 1.3,
+               cells=("beam5", "b32", *cores)),
+        Target(DECODING_FAMILY, "lrn/fast-best", "transformer/ct2-best", SENT, 2.0, cells=("beam5", "b32", *cores)),
+        # ... and against fairseq-generate on the same checkpoint
+        *(Target(DECODING_FAMILY, f"{m}/fast-best", f"{m}/fairseq-generate", SENT, ratio, cells=(batch, *cores))
+          for m in ("transformer-lrn", "transformer-lrn-dec2", "lrn") for batch, ratio in (("b32", 1.8), ("b1", 1.5))))),
     # every quantized mode within 0.3 BLEU of fp32 on real text
     *(Target(DECODING_FAMILY, f"{m}/fast-int8", f"{m}/fast-fp32", BLEU_CELLS, -0.3)
       for m in ("transformer-lrn", "transformer-lrn-dec2", "lrn")),

@@ -3,8 +3,8 @@ trained ``lrn`` or ``transformer_lrn`` checkpoint.
 
     fairseq-lrn-translate DATA --path CKPT [--source-lang S --target-lang T] [--beam 5]
         [--batch-size N] [--max-tokens N] [--max-len-a A] [--max-len-b B] [--min-len N]
-        [--lenpen X] [--unkpen X] [--remove-bpe [SYMBOL]] [--threads N] [--quantize {auto,none,int8}]
-        [--shortlist FILE]
+        [--lenpen X] [--unkpen X] [--remove-bpe [SYMBOL]] [--threads N] [--workers N]
+        [--quantize {auto,none,int8}] [--shortlist FILE]
         [--input FILE] [--tokenizer moses] [--bpe subword_nmt|sentencepiece] [--bpe-codes F]
         [--sentencepiece-model F] [--cpu | --device cpu|cuda] < source.txt > translations.txt
 
@@ -77,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--truncate-source", action="store_true",
                         help="translate the first tokens of a too-long line, with a warning")
     speed = parser.add_argument_group("speed")
-    speed.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads; default: torch's)")
+    speed.add_argument("--threads", type=int,
+                       help="CPU threads (torch.set_num_threads; default: torch's; 1 with --workers)")
+    speed.add_argument("--workers", type=int, default=1,
+                       help="batches translated at once, each in a one-thread worker process (CPU, Linux; as "
+                            "CTranslate2's inter_threads with intra_threads 1): on N cores, --workers N is usually "
+                            "the fastest (default: 1)")
     speed.add_argument("--quantize", choices=QUANTIZE_MODES, default=DEFAULT_QUANTIZE,
                        help=f"int8: dynamic int8 quantization of the linear layers and the output "
                             f"projection (CPU only); auto: int8 on the CPU for the model families whose int8 "
@@ -137,6 +142,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         build_parser().error("--skip-invalid-size-inputs-valid-test and --truncate-source exclude each other")
     from ..errors import CheckpointError
     from .translator import TranslationStats, Translator
+    from .workers import WorkerDied
 
     try:
         translator = Translator.from_checkpoint(
@@ -144,7 +150,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             quantize=args.quantize, threads=args.threads, device=args.device, tokenizer=args.tokenizer,
             bpe=args.bpe, bpe_codes=args.bpe_codes, sentencepiece_model=args.sentencepiece_model,
             remove_bpe=args.remove_bpe, max_source_positions=args.max_source_positions,
-            shortlist=args.shortlist)
+            shortlist=args.shortlist, workers=args.workers)
     except (CheckpointError, ValueError, OSError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
@@ -171,7 +177,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 stdout.flush()
                 total.add(stats)
                 first_line += len(chunk)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, WorkerDied) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
     except SystemExit as refused:  # a too-long line, refused with fairseq-interactive's message

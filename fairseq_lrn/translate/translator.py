@@ -17,7 +17,7 @@ input order (target dictionary -> ``--remove-bpe`` -> BPE decoding -> detokeniza
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..fairseq_compat.interactive_input import apply_too_long_policy, too_long_message
 from .quantize import DEFAULT_QUANTIZE
@@ -74,12 +74,18 @@ class Translator:
 
     def __init__(self, runner, task, *, device: str = "cpu", encode_fn: Callable[[str], str] = None,
                  decode_fn: Callable[[str], str] = None, remove_bpe: Optional[str] = None,
-                 max_source_positions: Optional[int] = None, quantize: str = "none", shortlist=None):
+                 max_source_positions: Optional[int] = None, quantize: str = "none", shortlist=None,
+                 workers: int = 1):
         from fairseq import utils
+
+        from .workers import check_workers
+
+        check_workers(workers, device)
 
         self.runner = runner
         self.quantize = quantize  # the --quantize mode the runner was built with (none or int8)
         self.shortlist = shortlist  # a translate.shortlist.Shortlist, or None: the whole vocabulary
+        self.workers = workers  # batches translated at once (one-thread worker processes when > 1)
         self.task = task
         self.device = device
         self.src_dict, self.tgt_dict = task.source_dictionary, task.target_dictionary
@@ -100,7 +106,7 @@ class Translator:
                         bpe: Optional[str] = None, bpe_codes: Optional[str] = None,
                         sentencepiece_model: Optional[str] = None, remove_bpe: Optional[str] = None,
                         max_source_positions: Optional[int] = None,
-                        shortlist: Optional[str] = None) -> "Translator":
+                        shortlist: Optional[str] = None, workers: int = 1) -> "Translator":
         """Load an ``lrn`` / ``transformer_lrn`` checkpoint ``path`` with the dictionaries of the
         data folder ``data`` (see :mod:`~fairseq_lrn.translate.loading`).
 
@@ -112,7 +118,9 @@ class Translator:
         for raw text in and out, through fairseq's own encoders; ``remove_bpe``: as
         fairseq's ``--remove-bpe`` (e.g. ``"subword_nmt"``, ``"sentencepiece"``, ``"@@ "``);
         ``shortlist``: a shortlist file (:mod:`~fairseq_lrn.translate.shortlist`; ShortlistError
-        if it does not fit the dictionaries): each batch's output layer scores only its words."""
+        if it does not fit the dictionaries): each batch's output layer scores only its words;
+        ``workers``: batches translated at once, each in a one-thread worker process
+        (:mod:`~fairseq_lrn.translate.workers`; ``threads`` must then be None or 1)."""
         import torch
 
         from .loading import load_model
@@ -120,9 +128,14 @@ class Translator:
         from .quantize import quantize_runner, resolve_mode
         from .text_codecs import build_codecs
 
+        from .workers import check_workers
+
+        if threads is not None and threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {threads}")
+        check_workers(workers, device, threads)
+        if workers > 1:
+            threads = 1  # this process only loads the model and collects translations
         if threads is not None:
-            if threads < 1:
-                raise ValueError(f"--threads must be >= 1, got {threads}")
             torch.set_num_threads(threads)
         model, task = load_model(path, data, source_lang=source_lang, target_lang=target_lang,
                                  max_source_positions=max_source_positions)
@@ -141,7 +154,7 @@ class Translator:
             lexical = load_shortlist(shortlist, task.source_dictionary, task.target_dictionary)
         return cls(runner, task, device=device, encode_fn=encode_fn, decode_fn=decode_fn,
                    remove_bpe=remove_bpe, max_source_positions=max_source_positions, quantize=mode,
-                   shortlist=lexical)
+                   shortlist=lexical, workers=workers)
 
     def translate(self, lines: Iterable[str], beam: int = 5, *, batch_size: Optional[int] = None,
                   max_tokens: Optional[int] = None, max_len_a: float = 0, max_len_b: int = 200,
@@ -195,10 +208,11 @@ class Translator:
         kept = [i for i, tokens in enumerate(sources) if tokens is not None]
         outputs = [""] * len(lines)
         stats = TranslationStats(sentences=len(kept))
-        for batch in make_batches([sources[i].numel() for i in kept], batch_size=batch_size,
-                                  max_tokens=max_tokens):
-            indices = [kept[j] for j in batch]
-            hypotheses, tokens = self._translate_batch([sources[i] for i in indices], options)
+        batches = [[kept[j] for j in batch] for batch in
+                   make_batches([sources[i].numel() for i in kept], batch_size=batch_size, max_tokens=max_tokens)]
+        for indices, (hypotheses, tokens) in zip(batches, self._translate_batches(
+                [[sources[i] for i in indices] for indices in batches], options,
+                describe=lambda b: f"the batch of input line {first_line + min(batches[b])}")):
             for i, hypothesis in zip(indices, hypotheses):
                 outputs[i] = hypothesis
             stats.tokens += tokens
@@ -206,6 +220,16 @@ class Translator:
                 progress.update(len(indices))
         stats.seconds = time.perf_counter() - start
         return outputs, stats
+
+    def _translate_batches(self, batches: List[list], options, describe) -> Iterator[Tuple[List[str], int]]:
+        """:meth:`_translate_batch` of each batch, in order: here, or in ``self.workers`` worker
+        processes (``describe(i)`` names batch ``i`` if its worker dies)."""
+        if self.workers == 1:
+            return (self._translate_batch(sources, options) for sources in batches)
+        from .workers import map_in_workers
+
+        return map_in_workers(lambda sources: self._translate_batch(sources, options), batches,
+                              workers=self.workers, describe=describe)
 
     def _translate_batch(self, sources: list, options) -> Tuple[List[str], int]:
         """Translate source tensors (one batch); returns the strings and the generated tokens."""

@@ -282,3 +282,61 @@ def test_threads_sets_torch_threads(trained):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture
+def torch_threads_restored():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_workers_give_the_same_translations_in_order(trained, translators, torch_threads_restored):
+    """--workers 2: batches translated in two forked processes come back in input order, the same
+    as in one process; an error raised in a worker reaches the caller with its message."""
+    folder, data_bin, checkpoint = trained
+    lines = open(os.path.join(folder, "test.src"), encoding="utf-8").read().splitlines()[:30]
+    expected = translators(data_bin, checkpoint).translate(lines, beam=5, batch_size=4)
+    assert len(set(expected)) >= 25  # distinct outputs: batches put back out of order would show
+    translator = Translator.from_checkpoint(checkpoint, data_bin, quantize="none", workers=2)
+    assert torch.get_num_threads() == 1  # the parent forks workers: it must not have started threads
+    assert translator.translate(lines, beam=5, batch_size=4) == expected
+    with pytest.raises(ValueError, match="--min-len 12 is larger than the maximum output length 10"):
+        translator.translate(["w1 w2", "w3 w4"], min_len=12, max_len_b=10, batch_size=1)
+
+
+def test_a_worker_that_dies_is_an_error_naming_its_batch(trained, torch_threads_restored):
+    from fairseq_lrn.translate.workers import WorkerDied
+
+    _, data_bin, checkpoint = trained
+    translator = Translator.from_checkpoint(checkpoint, data_bin, quantize="none", workers=2)
+
+    def dies(sources, options):
+        os._exit(3)  # as a worker killed by the kernel: no exception, no result
+
+    translator._translate_batch = dies
+    with pytest.raises(WorkerDied, match=r"died while translating the batch of input line \d"):
+        translator.translate(["w1 w2", "w3 w4 w5"], batch_size=1)
+
+
+@pytest.mark.parametrize("settings,message", [
+    (dict(workers=0), "--workers must be >= 1, got 0"),
+    (dict(workers=2, threads=2), "--workers 2 runs 2 one-thread workers; --threads 2 is for --workers 1"),
+    (dict(workers=2, device="cuda"), "--workers runs CPU worker processes"),
+])
+def test_bad_worker_settings_are_refused_before_loading(settings, message, tmp_path):
+    # the checkpoint does not exist: the settings are checked first
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Translator.from_checkpoint(str(tmp_path / "missing.pt"), str(tmp_path), **settings)
+
+
+def test_command_with_workers_writes_the_same_lines(trained, tmp_path, capsysbinary, torch_threads_restored):
+    folder, data_bin, checkpoint = trained
+    path = tmp_path / "input.txt"
+    lines = open(os.path.join(folder, "test.src"), encoding="utf-8").read().splitlines()[:20]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    base = [data_bin, "--path", checkpoint, "--input", str(path), "--batch-size", "3", "--quantize", "none"]
+    code, one, _ = _run_main(base, capsysbinary)
+    code2, two, err = _run_main(base + ["--workers", "2"], capsysbinary)
+    assert code == code2 == 0 and len(one) == 20 and two == one
+    assert SUMMARY.match(err.splitlines()[-1]).group(1) == "20"

@@ -56,7 +56,7 @@ def run(toy, tmp_path_factory):
     argv = ["--data", toy["data_bin"], "--shortlist", str(out / "shortlist.txt"), "--test-source", str(folder / "test.src"),
             "--test-reference", str(folder / "test.tgt"), "--system", f"transformer={toy['transformer']}",
             "--system", f"transformer-lrn={toy['transformer-lrn']}", "--beams", "1", "--batch-sizes", "8",
-            "--threads", "1", "--forced-lengths", "6", "--repeats", "1", "--work-dir", str(out / "work"),
+            "--threads", "1", "--workers", "2", "--forced-lengths", "6", "--repeats", "1", "--work-dir", str(out / "work"),
             "--hypotheses-dir", str(out / "hyps"), "--json", str(out / "d.json")]
     report = module.main(argv)
     assert json.loads((out / "d.json").read_text())["config"]["cells"] == report["config"]["cells"]
@@ -70,7 +70,8 @@ def hypotheses(hyps_dir, system, cell):
 def test_every_system_runs_every_cell(run):
     report, _ = run
     cells = report["config"]["cells"]
-    assert cells == ["greedy_b8_t1_test", "greedy_b8_t1_L6"] == [c.key for c in (Cell(1, 8, 1), Cell(1, 8, 1, 6))]
+    assert cells == ["greedy_b8_t1_test", "greedy_b8_t1_w2_test", "greedy_b8_t1_L6", "greedy_b8_t1_w2_L6"] == [
+        c.key for c in (Cell(1, 8, 1), Cell(1, 8, 1, workers=2), Cell(1, 8, 1, 6), Cell(1, 8, 1, 6, 2))]
     expected = {"transformer/ct2-int8", "transformer/ct2-float32", "transformer/fairseq-generate",
                 "transformer-lrn/fairseq-generate"}
     if fast_command_missing() is None:
@@ -109,15 +110,28 @@ def test_trained_models_translate_and_ct2_float32_agrees_with_fairseq_generate(r
                - bleu["transformer/fairseq-generate"]["greedy_b8_t1_test"]) < 2
 
 
+def test_two_batches_at_once_give_the_same_hypotheses(run):
+    """The w2 cells (CTranslate2 inter_threads=2, fairseq-lrn-translate --workers 2, fairseq-generate
+    on 2 threads) translate the same lines into the same hypotheses, in order, as one batch at a time."""
+    report, hyps_dir = run
+    for name in report["bleu"]:
+        for length in ("test", "L6"):
+            one = hypotheses(hyps_dir, name, f"greedy_b8_t1_{length}")
+            assert len(one) == 40 and hypotheses(hyps_dir, name, f"greedy_b8_t1_w2_{length}") == one, name
+
+
 def test_forced_length_gives_every_hypothesis_that_many_tokens(run):
     report, hyps_dir = run
     for name in report["bleu"]:
-        lengths = {len(h.split()) for h in hypotheses(hyps_dir, name, "greedy_b8_t1_L6")}
-        assert lengths == {6}, (name, lengths)
+        for cell in ("greedy_b8_t1_L6", "greedy_b8_t1_w2_L6"):
+            lengths = {len(h.split()) for h in hypotheses(hyps_dir, name, cell)}
+            assert lengths == {6}, (name, cell, lengths)
 
 
 def test_targets_compare_the_fast_command_with_ct2_and_generate():
-    cells = [c.key for c in decoding_speed.make_cells([5], [1, 32], [2], [30])]
+    cells = [c.key for c in decoding_speed.make_cells([5], [1, 32], [2], [30], workers=[2])]
+    assert cells[:4] == ["beam5_b1_t2_test", "beam5_b32_t2_test", "beam5_b1_t1_w2_test", "beam5_b32_t1_w2_test"]
+    cells = [c for c in cells if "_w2_" not in c or c == "beam5_b32_t1_w2_test"]
     ratio = {k: 1.4 for k in cells}
     report = {"config": {"gen_configs": cells},
               "ratios": {"transformer-lrn/fast-best/transformer/ct2-best": ratio,
@@ -129,6 +143,8 @@ def test_targets_compare_the_fast_command_with_ct2_and_generate():
         "sent/s beam5_b32_t2_L30: transformer-lrn/fast-best / transformer/ct2-best": True,
         "sent/s beam5_b1_t2_test: transformer-lrn/fast-best / transformer/ct2-best": True,    # >= 1.0
         "sent/s beam5_b1_t2_L30: transformer-lrn/fast-best / transformer/ct2-best": True,
+        "sent/s beam5_b32_t1_w2_test: transformer-lrn/fast-best / transformer/ct2-best": True,  # 2 workers
+        "sent/s beam5_b32_t1_w2_test: lrn/fast-best / lrn/fairseq-generate": False,
         "sent/s beam5_b32_t2_test: lrn/fast-best / lrn/fairseq-generate": False,              # < 1.8
         "sent/s beam5_b32_t2_L30: lrn/fast-best / lrn/fairseq-generate": False,
         "sent/s beam5_b1_t2_test: lrn/fast-best / lrn/fairseq-generate": False,               # < 1.5
