@@ -31,6 +31,7 @@ class Runtime:
     kind: str               # "ct2" | "generate" | "fast"
     option: str = ""        # the CTranslate2 compute type / the fast command's --quantize
     shortlist: bool = False  # the fast command with --shortlist (benchmark_decoding.py --shortlist FILE)
+    step: str = "auto"      # the fast command's --step
 
 
 RUNTIMES = {
@@ -41,21 +42,24 @@ RUNTIMES = {
     "fast-int8": Runtime("fairseq-lrn-translate --quantize int8", "fast", "int8"),
     "fast-int8-shortlist": Runtime("fairseq-lrn-translate --quantize int8 --shortlist FILE", "fast", "int8",
                                    shortlist=True),
+    "fast-int8-eager": Runtime("fairseq-lrn-translate --quantize int8 --step eager (the step not traced)", "fast",
+                               "int8", step="eager"),
 }
 CT2 = ("ct2-int8", "ct2-float32")
 FAST = ("fast-fp32", "fast-int8")  # the modes that keep the translations' quality (fast-best)
 SHORTLISTED = ("fast-int8-shortlist",)  # may change translations: BLEU in the report, not in fast-best
+EAGER = ("fast-int8-eager",)  # the same translations as fast-int8: how much the traced step gives
 # model -> (what the checkpoint is, the runtimes that decode it, the transformer it is compared with)
 MODELS: Dict[str, Tuple[str, Tuple[str, ...], Optional[str]]] = {
     "transformer": ("fairseq transformer (6+6 or 3+3 layers)", CT2 + ("fairseq-generate",), None),
     "transformer-dec2": ("fairseq transformer with a 2-layer decoder (6+2, same dims)", CT2 + ("fairseq-generate",),
                          None),
-    "transformer-lrn": ("transformer_lrn, the transformer's depth and dims", FAST + SHORTLISTED + ("fairseq-generate",),
+    "transformer-lrn": ("transformer_lrn, the transformer's depth and dims", FAST + SHORTLISTED + EAGER + ("fairseq-generate",),
                         "transformer"),
-    "transformer-lrn-dec2": ("transformer_lrn, 6+2 layers (transformer-dec2's)", FAST + SHORTLISTED + ("fairseq-generate",),
+    "transformer-lrn-dec2": ("transformer_lrn, 6+2 layers (transformer-dec2's)", FAST + SHORTLISTED + EAGER + ("fairseq-generate",),
                              "transformer-dec2"),
-    "lrn": ("lrn (2+2, the quality race's size)", FAST + SHORTLISTED + ("fairseq-generate",), "transformer"),
-    "lrn-conditional": ("lrn with the authors' decoder (--decoder-style conditional)", FAST + SHORTLISTED + ("fairseq-generate",),
+    "lrn": ("lrn (2+2, the quality race's size)", FAST + SHORTLISTED + EAGER + ("fairseq-generate",), "transformer"),
+    "lrn-conditional": ("lrn with the authors' decoder (--decoder-style conditional)", FAST + SHORTLISTED + EAGER + ("fairseq-generate",),
                         "transformer"),
 }
 BEST = {"ct2-best": CT2, "fast-best": FAST}
@@ -97,16 +101,17 @@ def pairs(names) -> List[Tuple[str, str]]:
         if base:
             out += [(a, f"{base}/{r}") for a in fast for r in CT2 + ("ct2-best",)]
         out += [(f"{model}/fast-int8", f"{model}/fast-fp32"), (f"{model}/ct2-int8", f"{model}/ct2-float32"),
-                (f"{model}/fast-int8-shortlist", f"{model}/fast-int8")]
+                (f"{model}/fast-int8-shortlist", f"{model}/fast-int8"), (f"{model}/fast-int8", f"{model}/fast-int8-eager")]
     return [(a, b) for a, b in out if a in names and b in names]
 
 
 def add_best(results: Dict[str, List[dict]]) -> None:
-    """Per repeat and cell, ``MODEL/ct2-best`` / ``MODEL/fast-best``: the faster mode's sent/s."""
+    """Per repeat and cell, ``MODEL/ct2-best`` / ``MODEL/fast-best``: the sent/s of the fastest
+    of that runtime's modes that ran (of the one mode, when only one ran)."""
     for model in MODELS:
         for best, modes in BEST.items():
             runs = [results[f"{model}/{m}"] for m in modes if f"{model}/{m}" in results]
-            if len(runs) > 1:
+            if runs:
                 results[f"{model}/{best}"] = [{k: max(r[k] for r in rep if k in r) for k in rep[0]}
                                               for rep in zip(*runs)]
 
@@ -122,7 +127,8 @@ def make_decoder(system: dict, test: TestSet, work: str, shortlist: Optional[str
         return lambda cell: rt.ct2_translate(translators, model_dir, test, cell)
     if runtime.kind == "fast":
         listed = shortlist if runtime.shortlist else None
-        return lambda cell: rt.fast_translate(system["checkpoint"], test, cell, runtime.option, shortlist=listed)
+        return lambda cell: rt.fast_translate(system["checkpoint"], test, cell, runtime.option, shortlist=listed,
+                                              step=runtime.step)
     return lambda cell: rt.fairseq_generate(system["checkpoint"], test, cell)
 
 

@@ -66,7 +66,7 @@ class LRNRunner(ModelRunner):
                                     memory.values, memory.padding_mask)  # (beam, B, K)
         return context.transpose(0, 1).reshape(N, -1)
 
-    def step(self, tokens: Tensor, state: State, memory: LRNMemory, beam: int) -> Tuple[Tensor, State]:
+    def step_features(self, tokens: Tensor, state: State, memory: LRNMemory, beam: int) -> Tuple[Tensor, State]:
         decoder = self.model.decoder
         states, context = state
         x = decoder.embed_tokens(tokens[:, -1])  # (N, E); dropout is off in eval mode
@@ -80,8 +80,7 @@ class LRNRunner(ModelRunner):
             y, h = block.step(torch.cat([y, context], -1), residual=y, h_prev=states[:, k])
             new_states.append(h)
         features = torch.tanh(decoder.out_proj(torch.cat([y, context], -1)))
-        return self.log_probs(features), (torch.stack(new_states, 1),
-                                          context if decoder.input_feeding else None)
+        return features, (torch.stack(new_states, 1), context if decoder.input_feeding else None)
 
 
 class LRNConditionalRunner(LRNRunner):
@@ -97,10 +96,10 @@ class LRNConditionalRunner(LRNRunner):
         states = self.model.decoder.init_state(memory.final_state).transpose(0, 1)  # (B, L, H)
         return (states.repeat_interleave(beam, dim=0),)
 
-    def step(self, tokens: Tensor, state: State, memory: LRNMemory, beam: int) -> Tuple[Tensor, State]:
+    def step_features(self, tokens: Tensor, state: State, memory: LRNMemory, beam: int) -> Tuple[Tensor, State]:
         decoder = self.model.decoder
         (states,) = state
         x = decoder.embed_tokens(tokens[:, -1])  # (N, E); dropout is off in eval mode
         h, context = decoder.conditional.step_with(x, states[:, 0], lambda s: self.attend(s, memory, beam))
         features, block_states = decoder.step_above(x, h, context, states[:, 1:].unbind(1))
-        return self.log_probs(features), (torch.stack([h, *block_states], 1),)
+        return features, (torch.stack([h, *block_states], 1),)

@@ -6,7 +6,10 @@ A :class:`ModelRunner` wraps a trained fairseq model (its modules and weights, n
 * :meth:`~ModelRunner.encode` runs the encoder once per batch and precomputes, once per
   sentence, everything the decoder's attention reads (keys, values, padding mask);
 * :meth:`~ModelRunner.start` / :meth:`~ModelRunner.step` / :meth:`~ModelRunner.reorder` run the
-  decoder one token at a time over ``N = B * beam`` rows. The per-row state is only the LRN
+  decoder one token at a time over ``N = B * beam`` rows. A step is the runner's
+  :meth:`~ModelRunner.step_features` (traced once per search shape with :meth:`~ModelRunner.trace_steps`:
+  :mod:`~fairseq_lrn.translate.traced_step`) and then the output layer, eagerly (a shortlist
+  changes it per batch). The per-row state is only the LRN
   states (and, with input feeding, the previous context); the beams of a sentence share its
   encoder memory (its attention is computed with the beams as a batch of queries against
   the sentence's keys), so nothing of size ``source length`` is copied per beam or reordered.
@@ -44,6 +47,24 @@ class ModelRunner(nn.Module):
         # restrict_output; int8 mode replaces the layer itself
         self._float_output = (output.weight, output.bias)
         self._restricted: Optional[Callable[[Tensor], Tensor]] = None
+        self._traced = None  # a traced_step.TracedSteps once trace_steps() was called
+
+    @property
+    def traceable(self) -> bool:
+        """Whether :meth:`step_features` is the same computation for every step, so that a trace
+        of it (recorded operations) is exact."""
+        return True
+
+    def trace_steps(self) -> bool:
+        """Run :meth:`step_features` as TorchScript traces from now on (one per beam size and
+        state layout, recorded at first use; :mod:`~fairseq_lrn.translate.traced_step`). Returns
+        False, and changes nothing, for a runner that is not :attr:`traceable`."""
+        from .traced_step import TracedSteps
+
+        if not self.traceable:
+            return False
+        self._traced = TracedSteps(self.step_features)
+        return True
 
     def max_decoder_positions(self) -> int:
         return self.model.max_decoder_positions()
@@ -99,7 +120,17 @@ class ModelRunner(nn.Module):
 
     def step(self, tokens: Tensor, state: State, memory, beam: int) -> Tuple[Tensor, State]:
         """tokens ``(N, t + 1)`` (the hypotheses so far, starting with EOS; the last column is
-        the input of this step) -> log-probabilities ``(N, V)`` and the new state."""
+        the input of this step) -> log-probabilities ``(N, V)`` (``(N, K)`` after
+        :meth:`restrict_output`) and the new state."""
+        if self._traced is not None:
+            features, state = self._traced(tokens[:, -1:], state, memory, beam)
+        else:
+            features, state = self.step_features(tokens, state, memory, beam)
+        return self.log_probs(features), state
+
+    def step_features(self, tokens: Tensor, state: State, memory, beam: int) -> Tuple[Tensor, State]:
+        """:meth:`step` up to the output layer: the decoder's output features ``(N, out_dim)``
+        and the new state. Reads only the last column of ``tokens`` when :attr:`traceable`."""
         raise NotImplementedError
 
 

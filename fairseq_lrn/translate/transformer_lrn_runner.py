@@ -82,8 +82,14 @@ class TransformerLRNRunner(ModelRunner):
         return TransformerLRNMemory([k.index_select(0, keep) for k in memory.keys],
                                     [v.index_select(0, keep) for v in memory.values], mask)
 
-    def step(self, tokens: Tensor, state: State, memory: TransformerLRNMemory,
-             beam: int) -> Tuple[Tensor, State]:
+    @property
+    def traceable(self) -> bool:
+        """Learned or sinusoidal target positions read the step number from ``tokens``' length,
+        which a trace would freeze: such decoders run eagerly."""
+        return self.model.decoder.embed_positions is None
+
+    def step_features(self, tokens: Tensor, state: State, memory: TransformerLRNMemory,
+                      beam: int) -> Tuple[Tensor, State]:
         decoder = self.model.decoder
         (h_prev,) = state
         x = decoder.embed_scale * decoder.embed_tokens(tokens[:, -1])  # (N, C)
@@ -107,4 +113,4 @@ class TransformerLRNRunner(ModelRunner):
             x = decoder.layer_norm(x)
         if decoder.project_out_dim is not None:
             x = decoder.project_out_dim(x)
-        return self.log_probs(x), (torch.stack(new_states, 1),)
+        return x, (torch.stack(new_states, 1),)

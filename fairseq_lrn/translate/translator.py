@@ -22,6 +22,11 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 from ..fairseq_compat.interactive_input import apply_too_long_policy, too_long_message
 from .quantize import DEFAULT_QUANTIZE
 
+#: The modes of ``--step``: ``traced`` runs the decoder step as a TorchScript trace
+#: (:mod:`~fairseq_lrn.translate.traced_step`), ``eager`` as Python; ``auto``: traced on the CPU
+#: where the model allows it (same translations: tested), eager otherwise.
+STEP_MODES = ("auto", "traced", "eager")
+
 logger = logging.getLogger(__name__)
 
 #: Sentences per batch when neither ``batch_size`` nor ``max_tokens`` is given.
@@ -75,7 +80,7 @@ class Translator:
     def __init__(self, runner, task, *, device: str = "cpu", encode_fn: Callable[[str], str] = None,
                  decode_fn: Callable[[str], str] = None, remove_bpe: Optional[str] = None,
                  max_source_positions: Optional[int] = None, quantize: str = "none", shortlist=None,
-                 workers: int = 1):
+                 workers: int = 1, step: str = "eager"):
         from fairseq import utils
 
         from .workers import check_workers
@@ -86,6 +91,7 @@ class Translator:
         self.quantize = quantize  # the --quantize mode the runner was built with (none or int8)
         self.shortlist = shortlist  # a translate.shortlist.Shortlist, or None: the whole vocabulary
         self.workers = workers  # batches translated at once (one-thread worker processes when > 1)
+        self.step = step  # the --step mode the runner runs (traced or eager)
         self.task = task
         self.device = device
         self.src_dict, self.tgt_dict = task.source_dictionary, task.target_dictionary
@@ -106,7 +112,8 @@ class Translator:
                         bpe: Optional[str] = None, bpe_codes: Optional[str] = None,
                         sentencepiece_model: Optional[str] = None, remove_bpe: Optional[str] = None,
                         max_source_positions: Optional[int] = None,
-                        shortlist: Optional[str] = None, workers: int = 1) -> "Translator":
+                        shortlist: Optional[str] = None, workers: int = 1,
+                        step: str = "auto") -> "Translator":
         """Load an ``lrn`` / ``transformer_lrn`` checkpoint ``path`` with the dictionaries of the
         data folder ``data`` (see :mod:`~fairseq_lrn.translate.loading`).
 
@@ -120,7 +127,8 @@ class Translator:
         ``shortlist``: a shortlist file (:mod:`~fairseq_lrn.translate.shortlist`; ShortlistError
         if it does not fit the dictionaries): each batch's output layer scores only its words;
         ``workers``: batches translated at once, each in a one-thread worker process
-        (:mod:`~fairseq_lrn.translate.workers`; ``threads`` must then be None or 1)."""
+        (:mod:`~fairseq_lrn.translate.workers`; ``threads`` must then be None or 1); ``step``:
+        one of :data:`STEP_MODES` (the mode used is ``self.step``)."""
         import torch
 
         from .loading import load_model
@@ -133,6 +141,8 @@ class Translator:
         if threads is not None and threads < 1:
             raise ValueError(f"--threads must be >= 1, got {threads}")
         check_workers(workers, device, threads)
+        if step not in STEP_MODES:
+            raise ValueError(f"--step must be one of {STEP_MODES}, got {step!r}")
         if workers > 1:
             threads = 1  # this process only loads the model and collects translations
         if threads is not None:
@@ -147,6 +157,12 @@ class Translator:
                                             sentencepiece_model=sentencepiece_model,
                                             source_lang=task.cfg.source_lang, target_lang=task.cfg.target_lang)
         logger.info(f"--quantize {quantize}: {mode}" if quantize == "auto" else f"--quantize {mode}")
+        if step == "traced" and not runner.traceable:
+            raise ValueError("--step traced: this decoder reads the step number from the target length "
+                             "(positional embeddings), which a trace would freeze; use --step eager")
+        traced = step == "traced" or (step == "auto" and device == "cpu" and runner.traceable)
+        if traced:
+            runner.trace_steps()
         lexical = None
         if shortlist is not None:
             from .shortlist import load_shortlist
@@ -154,7 +170,7 @@ class Translator:
             lexical = load_shortlist(shortlist, task.source_dictionary, task.target_dictionary)
         return cls(runner, task, device=device, encode_fn=encode_fn, decode_fn=decode_fn,
                    remove_bpe=remove_bpe, max_source_positions=max_source_positions, quantize=mode,
-                   shortlist=lexical, workers=workers)
+                   shortlist=lexical, workers=workers, step="traced" if traced else "eager")
 
     def translate(self, lines: Iterable[str], beam: int = 5, *, batch_size: Optional[int] = None,
                   max_tokens: Optional[int] = None, max_len_a: float = 0, max_len_b: int = 200,
@@ -224,12 +240,17 @@ class Translator:
     def _translate_batches(self, batches: List[list], options, describe) -> Iterator[Tuple[List[str], int]]:
         """:meth:`_translate_batch` of each batch, in order: here, or in ``self.workers`` worker
         processes (``describe(i)`` names batch ``i`` if its worker dies)."""
-        if self.workers == 1:
-            return (self._translate_batch(sources, options) for sources in batches)
+        if self.workers == 1 or not batches:
+            yield from (self._translate_batch(sources, options) for sources in batches)
+            return
         from .workers import map_in_workers
 
-        return map_in_workers(lambda sources: self._translate_batch(sources, options), batches,
-                              workers=self.workers, describe=describe)
+        first = 0
+        if self.step == "traced":  # the first batch here: its trace is made once and the workers inherit it
+            yield self._translate_batch(batches[0], options)
+            first = 1
+        yield from map_in_workers(lambda sources: self._translate_batch(sources, options), batches[first:],
+                                  workers=self.workers, describe=lambda i: describe(first + i))
 
     def _translate_batch(self, sources: list, options) -> Tuple[List[str], int]:
         """Translate source tensors (one batch); returns the strings and the generated tokens."""

@@ -309,7 +309,7 @@ def test_a_worker_that_dies_is_an_error_naming_its_batch(trained, torch_threads_
     from fairseq_lrn.translate.workers import WorkerDied
 
     _, data_bin, checkpoint = trained
-    translator = Translator.from_checkpoint(checkpoint, data_bin, quantize="none", workers=2)
+    translator = Translator.from_checkpoint(checkpoint, data_bin, quantize="none", workers=2, step="eager")
 
     def dies(sources, options):
         os._exit(3)  # as a worker killed by the kernel: no exception, no result
@@ -340,3 +340,45 @@ def test_command_with_workers_writes_the_same_lines(trained, tmp_path, capsysbin
     code2, two, err = _run_main(base + ["--workers", "2"], capsysbinary)
     assert code == code2 == 0 and len(one) == 20 and two == one
     assert SUMMARY.match(err.splitlines()[-1]).group(1) == "20"
+
+
+def test_traced_step_is_the_default_and_gives_the_eager_numbers(models, translators):
+    """--step auto traces the decoder step on the CPU (lrn, oLRN with input feeding, the authors'
+    decoder, transformer_lrn): the same log-probabilities as the eager step, at two beam sizes and
+    batch shapes (the exactness against fairseq-generate above runs through the traced step); a
+    decoder with positional embeddings stays eager, and --step traced is refused for it."""
+    from fairseq_lrn.translate.traced_step import TracedSteps
+
+    for family in ("lrn", "olrn", "lrn_conditional", "transformer_lrn"):
+        data_bin, checkpoint = models(family)
+        traced = translators(data_bin, checkpoint)
+        assert traced.step == "traced" and isinstance(traced.runner._traced, TracedSteps), family
+        eager = Translator.from_checkpoint(checkpoint, data_bin, quantize="none", step="eager")
+        assert eager.step == "eager" and eager.runner._traced is None
+        lines = ["w1 w2 w3", "w4 w5", "w9 w8 w7 w6 w5 w4", "w0"]
+        for beam in (5, 1):
+            assert traced.translate(lines, beam=beam, batch_size=3) == eager.translate(lines, beam=beam, batch_size=3)
+        scores = []
+        for translator in (traced, eager):
+            src = translator.encode(lines)
+            from fairseq.data import data_utils
+
+            tokens = data_utils.collate_tokens(src, 1, 2, left_pad=translator.left_pad_source)
+            runner = translator.runner
+            with torch.inference_mode():
+                memory = runner.encode(tokens, torch.tensor([t.numel() for t in src]))
+                state = runner.start(memory, 2)
+                hyps = torch.full((8, 1), runner.eos)
+                lprobs, state = runner.step(hyps, state, memory, 2)
+                lprobs2, _ = runner.step(torch.cat([hyps, lprobs.argmax(1, keepdim=True)], 1), state, memory, 2)
+            scores.append((lprobs, lprobs2))
+        for a, b in zip(*scores):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+        assert len(traced.runner._traced.traces) >= 2  # beam 5 and 1 (and 2 above): one trace each
+
+    data_bin, checkpoint = models("transformer_lrn_positions")
+    assert translators(data_bin, checkpoint).step == "eager"
+    with pytest.raises(ValueError, match="--step traced: this decoder reads the step number"):
+        Translator.from_checkpoint(checkpoint, data_bin, quantize="none", step="traced")
+    with pytest.raises(ValueError, match="--step must be one of"):
+        Translator.from_checkpoint(checkpoint, data_bin, step="compiled")

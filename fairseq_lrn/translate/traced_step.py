@@ -1,0 +1,85 @@
+"""A decoder step run as a TorchScript trace: the same operations, without the Python that issues them.
+
+At the sizes ``fairseq-lrn-translate`` runs (a few hypotheses, d = 256-512), a step is over a
+hundred small PyTorch operations, and the Python interpreter between them (module calls, attribute
+lookups, the quantized layers' wrappers) costs as much as the operations: at beam 5 and batch 1,
+running the step as a trace nearly doubled the sentences per second (BENCHMARKS.md, 2026-12-07).
+
+A trace records the operations of one call and replays them on new tensors. It is exact here
+because a runner's :meth:`~fairseq_lrn.translate.model_runner.ModelRunner.step_features` (when
+``traceable``) has no control flow that depends on tensor values or on the step number: shapes
+are read from the tensors (so another batch size, source length or number of live sentences
+replays the same trace), and everything that differs between calls in structure (the beam size,
+whether the source has padding, input feeding) is part of the trace's key. The output layer is
+not traced (a shortlist changes it per batch). The state and the encoder memory are passed as
+flat lists of tensors (``torch.utils._pytree``), ``None`` entries included in the structure.
+
+A trace is recorded at first use of each key, in the process that uses it (each ``--workers``
+process records its own), with gradients off and outside inference mode (traces cannot record
+inference tensors).
+"""
+
+import warnings
+from typing import Callable, Dict, List, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch.utils import _pytree as pytree
+
+StepFeatures = Callable[..., Tuple[Tensor, tuple]]
+
+
+def _flatten(tree) -> Tuple[List[Tensor], tuple, object]:
+    """The tensors of ``tree`` (its ``None`` leaves left out), which leaves are tensors, and its structure."""
+    leaves, spec = pytree.tree_flatten(tree)
+    return [t for t in leaves if t is not None], tuple(t is not None for t in leaves), spec
+
+
+def _unflatten(tensors: List[Tensor], present: tuple, spec):
+    it = iter(tensors)
+    return pytree.tree_unflatten([next(it) if p else None for p in present], spec)
+
+
+class _FlatStep(nn.Module):
+    """``step_features`` with flat tensor arguments and results, for ``torch.jit.trace``."""
+
+    def __init__(self, step_features: StepFeatures, owner: nn.Module, beam: int, present: tuple, spec):
+        super().__init__()
+        self.owner = owner  # registers the runner's parameters and quantized layers with the trace
+        self.step_features, self.beam, self.present, self.spec = step_features, beam, present, spec
+        self.out_layout = None
+
+    def forward(self, tokens: Tensor, *tensors: Tensor):
+        state, memory = _unflatten(list(tensors), self.present, self.spec)
+        features, new_state = self.step_features(tokens, state, memory, self.beam)
+        flat, present, spec = _flatten(new_state)
+        self.out_layout = (present, spec)
+        return (features, *flat)
+
+
+class TracedSteps:
+    """``traced(tokens, state, memory, beam)`` = ``step_features(tokens, state, memory, beam)`` of
+    one runner, traced once per beam size and per set of ``None`` entries of the state and memory
+    (a runner's structure is otherwise fixed). ``tokens``: the last column only."""
+
+    def __init__(self, step_features: StepFeatures):
+        self.step_features = step_features
+        self.traces: Dict[tuple, tuple] = {}
+
+    def __call__(self, tokens: Tensor, state, memory, beam: int):
+        tensors, present, spec = _flatten((state, memory))
+        key = (beam, present)
+        if key not in self.traces:
+            self.traces[key] = self._trace(tokens, tensors, present, spec, beam)
+        traced, out_present, out_spec = self.traces[key]
+        features, *flat = traced(tokens, *tensors)
+        return features, _unflatten(flat, out_present, out_spec)
+
+    def _trace(self, tokens: Tensor, tensors: List[Tensor], present: tuple, spec, beam: int) -> tuple:
+        flat_step = _FlatStep(self.step_features, self.step_features.__self__, beam, present, spec)
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 marks TorchScript deprecated
+            example = tuple(t.clone() for t in (tokens, *tensors))
+            traced = torch.jit.trace(flat_step, example, check_trace=False)
+        return (traced, *flat_step.out_layout)
