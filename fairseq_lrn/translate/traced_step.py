@@ -14,9 +14,10 @@ whether the source has padding, input feeding) is part of the trace's key. The o
 not traced (a shortlist changes it per batch). The state and the encoder memory are passed as
 flat lists of tensors (``torch.utils._pytree``), ``None`` entries included in the structure.
 
-A trace is recorded at first use of each key, in the process that uses it (each ``--workers``
-process records its own), with gradients off and outside inference mode (traces cannot record
-inference tensors).
+A trace is recorded at first use of each key, with gradients off and outside inference mode
+(traces cannot record inference tensors), and replayed without TorchScript's optimizing executor:
+that executor profiles the first runs and specializes the graph to their shapes, which here change
+with every batch; replaying as recorded was faster from the first batch on (BENCHMARKS.md).
 """
 
 import warnings
@@ -72,7 +73,8 @@ class TracedSteps:
         if key not in self.traces:
             self.traces[key] = self._trace(tokens, tensors, present, spec, beam)
         traced, out_present, out_spec = self.traces[key]
-        features, *flat = traced(tokens, *tensors)
+        with torch.jit.optimized_execution(False):  # replay the recorded operations as they are
+            features, *flat = traced(tokens, *tensors)
         return features, _unflatten(flat, out_present, out_spec)
 
     def _trace(self, tokens: Tensor, tensors: List[Tensor], present: tuple, spec, beam: int) -> tuple:
