@@ -2,8 +2,10 @@
 
 At the sizes ``fairseq-lrn-translate`` runs (a few hypotheses, d = 256-512), a step is over a
 hundred small PyTorch operations, and the Python interpreter between them (module calls, attribute
-lookups, the quantized layers' wrappers) costs as much as the operations: at beam 5 and batch 1,
-running the step as a trace nearly doubled the sentences per second (BENCHMARKS.md, 2026-12-07).
+lookups, the quantized layers' wrappers) costs about as much as the operations: at beam 5 and batch
+1, running the step as a trace gave 1.8x the sentences per second for ``transformer_lrn`` and 1.5x
+for ``lrn``; at batch 32, where the operations dominate, between -13% and +12% (BENCHMARKS.md,
+2026-12-07).
 
 A trace records the operations of one call and replays them on new tensors. It is exact here
 because a runner's :meth:`~fairseq_lrn.translate.model_runner.ModelRunner.step_features` (when

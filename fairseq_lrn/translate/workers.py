@@ -2,10 +2,10 @@
 (CTranslate2's ``inter_threads`` with ``intra_threads=1``).
 
 Why processes: a beam-search step at the sizes this command runs is many small operations, and
-PyTorch spreads one small operation over threads poorly (on 2 cores, 2 threads gave +17% at batch
-32 and nothing at batch 1; two workers of one thread each, +70% and +80%: BENCHMARKS.md). Python
-threads would share the interpreter's lock with the search loop, so workers are processes. They
-are forked from the process that loaded the model, so they share its weights (copy-on-write) and
+PyTorch spreads one small operation over threads poorly (on 2 cores, beam 5: 2 threads gave
+1.3-1.6x one thread at batch 32 and nothing at batch 1; two workers of one thread each 1.5-1.9x
+and 1.8-1.9x: BENCHMARKS.md, 2026-12-06/07). Python threads would share the interpreter's lock
+with the search loop, so workers are processes. They are forked from the process that loaded the model, so they share its weights (copy-on-write) and
 start in milliseconds; each runs whole batches and sends back their translations, which are
 put back in input order.
 
