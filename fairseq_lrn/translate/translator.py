@@ -135,7 +135,6 @@ class Translator:
         from .model_runner import runner_for
         from .quantize import quantize_runner, resolve_mode
         from .text_codecs import build_codecs
-
         from .workers import check_workers
 
         if threads is not None and threads < 1:
