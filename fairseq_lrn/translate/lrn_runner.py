@@ -43,7 +43,8 @@ class LRNRunner(ModelRunner):
     def encode(self, src_tokens: Tensor, src_lengths: Tensor) -> LRNMemory:
         out = self.model.encoder(src_tokens, src_lengths)
         keys = self.attention.project_keys(out["encoder_out"])
-        return LRNMemory(out["encoder_out"], keys, out["padding_mask"], out["final_state"])
+        padding_mask = self.padding_mask_for_step(out["padding_mask"], src_tokens)
+        return LRNMemory(out["encoder_out"], keys, padding_mask, out["final_state"])
 
     def start(self, memory: LRNMemory, beam: int) -> State:
         decoder = self.model.decoder

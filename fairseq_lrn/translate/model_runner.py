@@ -66,6 +66,19 @@ class ModelRunner(nn.Module):
         self._traced = TracedSteps(self.step_features)
         return True
 
+    def traced_for(self, beam: int) -> bool:
+        """Whether the traces of :meth:`step_features` a search with ``beam`` replays (``beam``, and
+        1 for its first step) were recorded, so that worker processes forked now inherit them."""
+        return self._traced is not None and all(self._traced.has_beam(b) for b in {1, beam})
+
+    def padding_mask_for_step(self, padding_mask: Optional[Tensor], tokens: Tensor) -> Optional[Tensor]:
+        """The encoder padding mask the steps read: with traced steps, an all-False ``(B, S)``
+        mask for a batch without padding (``tokens (B, S)``), so that batches with and without
+        padding replay one trace; otherwise ``padding_mask`` as it is (None: no masking)."""
+        if padding_mask is None and self._traced is not None:
+            return torch.zeros(tokens.shape, dtype=torch.bool, device=tokens.device)
+        return padding_mask
+
     def max_decoder_positions(self) -> int:
         return self.model.max_decoder_positions()
 

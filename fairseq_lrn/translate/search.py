@@ -5,10 +5,12 @@ finishes and keeps its finished hypotheses in Python lists. :func:`beam_search` 
 choices with a constant number of tensor operations per step and no Python loop over sentences
 or hypotheses:
 
-* every sentence keeps its ``beam`` rows (row ``b * beam + j``, as in fairseq); a finished
-  sentence's rows are masked (they can finalize nothing more) rather than removed, and the batch
-  is compacted only when at least half of its sentences are done, so shapes change at most
-  ``log2(B)`` times per batch (``drop_finished=False``: never);
+* every sentence keeps its ``beam`` rows (row ``b * beam + j``, as in fairseq), except at the
+  first step, where its beams are one and the same hypothesis and the model scores one row per
+  sentence (fairseq scores all ``beam`` and reads the first); a finished sentence's rows are
+  dropped after the step where it finished (its encoder memory too), so no step computes rows
+  of finished sentences (``drop_finished=False``: they are masked, and shapes stay fixed after
+  the first step);
 * the finished hypotheses of each sentence live in tensors ``(B, beam + 1, T)``: slot ``beam``
   takes the writes of candidates that are not kept, so keeping them is one masked scatter;
 * the model side (:class:`~fairseq_lrn.translate.model_runner.ModelRunner`) runs the encoder
@@ -134,7 +136,7 @@ def _beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Searc
     T, shortest = max(lengths), min(lengths)
 
     memory = runner.encode(src_tokens, src_lengths)
-    state = runner.start(memory, beam)
+    state = runner.start(memory, 1)  # one row per sentence for the first step; `beam` rows after it
 
     # finished hypotheses of every sentence of the batch: slot `beam` takes the writes of the
     # candidates that are not kept
@@ -154,22 +156,26 @@ def _beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Searc
     not_eos[eos] = False
 
     for step in range(T + 1):
-        lprobs, state = runner.step(tokens[:, : step + 1], state, memory, beam)  # (N, V) float
+        n = active.count
+        if step == 0:  # all beams are the same hypothesis: score one row per sentence
+            lprobs, state = runner.step(tokens[:n, :1], state, memory, 1)  # (n, V) float
+            row_max = active.max_len
+        else:
+            lprobs, state = runner.step(tokens[:, : step + 1], state, memory, beam)  # (N, V) float
+            row_max = active.row_max
         if pad >= 0:
             lprobs[:, pad] = NEG_INF
         if options.unkpen and unk >= 0:
             lprobs[:, unk] -= options.unkpen
         if step >= shortest:  # rows at their maximum length may only end
-            lprobs.masked_fill_(active.row_max.le(step).unsqueeze(1) & not_eos, NEG_INF)
+            lprobs.masked_fill_(row_max.le(step).unsqueeze(1) & not_eos, NEG_INF)
         if step < options.min_len:
             lprobs[:, eos] = NEG_INF
 
-        n = active.count
-        lprobs = lprobs.view(n, beam, V)
-        if step == 0:  # all beams are the same hypothesis: use the first
-            flat = lprobs[:, 0, :]
+        if step == 0:
+            flat = lprobs
         else:
-            flat = (lprobs + scores.view(n, beam, 1)).view(n, beam * V)
+            flat = (lprobs.view(n, beam, V) + scores.view(n, beam, 1)).view(n, beam * V)
         cand_scores, cand_flat = torch.topk(flat, k=min(cand_size, flat.size(1) - 1))
         cand_beams = torch.div(cand_flat, V, rounding_mode="trunc")
         cand_indices = cand_flat.fmod(V)
@@ -193,7 +199,7 @@ def _beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Searc
         done = int(finished.sum()) if step < T else n
         if done == n:
             break
-        compact = drop_finished and done * 2 >= n  # half are done: drop them (at most log2(B) times)
+        compact = drop_finished and done > 0
         if compact:
             keep = (~finished).nonzero().squeeze(1)
             memory = runner.select_sentences(memory, keep)
@@ -217,7 +223,8 @@ def _beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Searc
             tokens[:, : step + 1] = tokens[active_rows, : step + 1]
         chosen = torch.gather(cand_indices, 1, active_hypos).view(-1)
         tokens[:, step + 1] = chosen if vocabulary is None else vocabulary[chosen]
-        state = runner.reorder(state, active_rows)
+        # the state's rows: one per sentence after the first step (a candidate's row // beam)
+        state = runner.reorder(state, active_rows if step > 0 else active_rows // beam)
 
     best = torch.sort(fin_scores[:, :beam], dim=1, descending=True, stable=True).indices[:, 0]
     rows = torch.arange(B, device=device)

@@ -69,6 +69,10 @@ class TracedSteps:
         self.step_features = step_features
         self.traces: Dict[tuple, tuple] = {}
 
+    def has_beam(self, beam: int) -> bool:
+        """Whether a trace for beam size ``beam`` was recorded."""
+        return any(key[0] == beam for key in self.traces)
+
     def __call__(self, tokens: Tensor, state, memory, beam: int):
         tensors, present, spec = _flatten((state, memory))
         key = (beam, present)

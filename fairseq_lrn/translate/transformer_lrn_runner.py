@@ -64,6 +64,7 @@ class TransformerLRNRunner(ModelRunner):
         out = self.model.encoder.forward_torchscript({"src_tokens": src_tokens, "src_lengths": src_lengths})
         enc = out["encoder_out"][0]  # (S, B, C)
         padding_mask = out["encoder_padding_mask"][0] if len(out["encoder_padding_mask"]) > 0 else None
+        padding_mask = self.padding_mask_for_step(padding_mask, src_tokens)
         S, B, _ = enc.shape
         keys, values = [], []
         for layer in self.model.decoder.layers:

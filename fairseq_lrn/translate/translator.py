@@ -245,11 +245,14 @@ class Translator:
         from .workers import map_in_workers
 
         first = 0
-        if self.step == "traced":  # the first batch here: its trace is made once and the workers inherit it
+        if self.step == "traced" and not self.runner.traced_for(options.beam):
+            # the first batch here: its trace is recorded once, and the workers inherit it
             yield self._translate_batch(batches[0], options)
             first = 1
-        yield from map_in_workers(lambda sources: self._translate_batch(sources, options), batches[first:],
-                                  workers=self.workers, describe=lambda i: describe(first + i))
+        # a task is a batch's index: the workers inherit `batches` when they are forked, so no
+        # tensor is sent to them (torch would move each into shared memory)
+        yield from map_in_workers(lambda b: self._translate_batch(batches[b], options), range(first, len(batches)),
+                                  workers=self.workers, describe=describe)
 
     def _translate_batch(self, sources: list, options) -> Tuple[List[str], int]:
         """Translate source tensors (one batch); returns the strings and the generated tokens."""

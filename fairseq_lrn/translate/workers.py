@@ -60,9 +60,9 @@ def _run(task):
 
 
 def map_in_workers(work: Callable[[Task], Result], tasks: Sequence[Task], *, workers: int,
-                   describe: Callable[[int], str] = str) -> Iterator[Result]:
+                   describe: Callable[[Task], str] = str) -> Iterator[Result]:
     """``work(task)`` for every task, in ``workers`` forked one-thread processes,
-    yielded in the order of ``tasks`` as they complete. ``describe(i)`` names task ``i`` in the
+    yielded in the order of ``tasks`` as they complete. ``describe(task)`` names a task in the
     error raised when a worker process dies. Exceptions raised by ``work`` reach the caller."""
     global _work
     _work = work
@@ -75,7 +75,7 @@ def map_in_workers(work: Callable[[Task], Result], tasks: Sequence[Task], *, wor
             try:
                 yield future.result()
             except BrokenProcessPool:
-                raise WorkerDied(f"a --workers process died while translating {describe(i)} "
+                raise WorkerDied(f"a --workers process died while translating {describe(tasks[i])} "
                                    f"(killed, or out of memory?)") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error: the batches not started are dropped

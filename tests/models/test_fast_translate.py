@@ -165,6 +165,25 @@ def test_input_order_is_kept_under_length_sorting(trained, translators):
     assert reversed_fraction(list(zip(lines, one_by_one))) >= 0.75
 
 
+def test_search_scores_one_row_per_sentence_first_and_drops_finished_sentences(trained):
+    """The first step scores one row per sentence (its beams are one hypothesis); later steps score
+    ``beam`` rows per sentence still searching: a sentence whose maximum length is reached is
+    gone from the next step on, while the other goes on (with the same translations as alone)."""
+    _, data_bin, checkpoint = trained
+    translator = Translator.from_checkpoint(checkpoint, data_bin, quantize="none")
+    runner, rows = translator.runner, []
+    step = runner.step
+    runner.step = lambda tokens, *rest: rows.append(tokens.size(0)) or step(tokens, *rest)
+    # with max_len_a 1: at most 3, 10 and 9 tokens
+    lines = ["w1 w2", "w1 w2 w3 w4 w5 w6 w7 w8 w9", "w9 w8 w7 w6 w5 w4 w3 w2"]
+    together = translator.translate(lines, beam=4, batch_size=3, max_len_a=1, max_len_b=0)
+    assert rows[:2] == [3, 12] and len(rows) >= 8, rows  # the long sentences go on after step 3
+    assert set(rows[4:7]) == {8}, rows  # the short one stopped by step 3: its rows are dropped
+    runner.step = step
+    alone = [translator.translate([line], beam=4, max_len_a=1, max_len_b=0)[0] for line in lines]
+    assert together == alone and min(len(t.split()) for t in together[1:]) > 6
+
+
 def test_batches_are_sorted_by_length_and_bounded():
     lengths = [3, 9, 1, 7, 7, 2]
     assert make_batches(lengths, batch_size=2, max_tokens=None) == [[1, 3], [4, 0], [5, 2]]
