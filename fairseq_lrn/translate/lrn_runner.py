@@ -59,22 +59,23 @@ class LRNRunner(ModelRunner):
         return LRNMemory(memory.values.index_select(1, keep), memory.keys.index_select(0, keep), mask,
                          memory.final_state.index_select(0, keep))
 
-    def attend(self, query: Tensor, memory: LRNMemory, beam: int) -> Tensor:
-        """query ``(N, H)`` -> context ``(N, K)``: the beams of sentence b are its query positions."""
+    def attend(self, query: Tensor, memory: LRNMemory) -> Tensor:
+        """query ``(N, H)`` -> context ``(N, K)``: the rows of sentence b (its beams, ``N / B`` of
+        them) are its query positions."""
         N, H = query.shape
-        B = N // beam
-        context, _ = self.attention(query.view(B, beam, H).transpose(0, 1), memory.keys,
-                                    memory.values, memory.padding_mask)  # (beam, B, K)
+        B = memory.keys.size(0)
+        context, _ = self.attention(query.view(B, -1, H).transpose(0, 1), memory.keys,
+                                    memory.values, memory.padding_mask)  # (N / B, B, K)
         return context.transpose(0, 1).reshape(N, -1)
 
-    def step_features(self, tokens: Tensor, state: State, memory: LRNMemory, beam: int) -> Tuple[Tensor, State]:
+    def step_features(self, tokens: Tensor, state: State, memory: LRNMemory) -> Tuple[Tensor, State]:
         decoder = self.model.decoder
         states, context = state
         x = decoder.embed_tokens(tokens[:, -1])  # (N, E); dropout is off in eval mode
         if decoder.input_feeding:
             x = torch.cat([x, context], -1)
         s = decoder.lower.step(x, states[:, 0])
-        context = self.attend(s, memory, beam)
+        context = self.attend(s, memory)
         y, h = decoder.blocks[0].step(context, residual=s, h_prev=states[:, 1])
         new_states = [s, h]
         for k, block in enumerate(decoder.blocks[1:], start=2):
@@ -97,10 +98,10 @@ class LRNConditionalRunner(LRNRunner):
         states = self.model.decoder.init_state(memory.final_state).transpose(0, 1)  # (B, L, H)
         return (states.repeat_interleave(beam, dim=0),)
 
-    def step_features(self, tokens: Tensor, state: State, memory: LRNMemory, beam: int) -> Tuple[Tensor, State]:
+    def step_features(self, tokens: Tensor, state: State, memory: LRNMemory) -> Tuple[Tensor, State]:
         decoder = self.model.decoder
         (states,) = state
         x = decoder.embed_tokens(tokens[:, -1])  # (N, E); dropout is off in eval mode
-        h, context = decoder.conditional.step_with(x, states[:, 0], lambda s: self.attend(s, memory, beam))
+        h, context = decoder.conditional.step_with(x, states[:, 0], lambda s: self.attend(s, memory))
         features, block_states = decoder.step_above(x, h, context, states[:, 1:].unbind(1))
         return features, (torch.stack([h, *block_states], 1),)

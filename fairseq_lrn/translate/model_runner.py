@@ -6,7 +6,9 @@ A :class:`ModelRunner` wraps a trained fairseq model (its modules and weights, n
 * :meth:`~ModelRunner.encode` runs the encoder once per batch and precomputes, once per
   sentence, everything the decoder's attention reads (keys, values, padding mask);
 * :meth:`~ModelRunner.start` / :meth:`~ModelRunner.step` / :meth:`~ModelRunner.reorder` run the
-  decoder one token at a time over ``N = B * beam`` rows. A step is the runner's
+  decoder one token at a time over ``N = B * beam`` rows (``B`` rows at the first step, where
+  a sentence's beams are one hypothesis; a step reads the rows per sentence from the shapes,
+  ``N / B``). A step is the runner's
   :meth:`~ModelRunner.step_features` (traced once per search shape with :meth:`~ModelRunner.trace_steps`:
   :mod:`~fairseq_lrn.translate.traced_step`) and then the output layer, eagerly (a shortlist
   changes it per batch). The per-row state is only the LRN
@@ -56,20 +58,21 @@ class ModelRunner(nn.Module):
         return True
 
     def trace_steps(self) -> bool:
-        """Run :meth:`step_features` as TorchScript traces from now on (one per beam size and
-        state layout, recorded at first use; :mod:`~fairseq_lrn.translate.traced_step`). Returns
+        """Run :meth:`step_features` as TorchScript traces from now on (one per state layout,
+        recorded at first use; :mod:`~fairseq_lrn.translate.traced_step`). Returns
         False, and changes nothing, for a runner that is not :attr:`traceable`."""
         from .traced_step import TracedSteps
 
         if not self.traceable:
             return False
-        self._traced = TracedSteps(self.step_features)
+        self._traced = TracedSteps(self.step_features, owner=self.model.decoder)
         return True
 
-    def traced_for(self, beam: int) -> bool:
-        """Whether the traces of :meth:`step_features` a search with ``beam`` replays (``beam``, and
-        1 for its first step) were recorded, so that worker processes forked now inherit them."""
-        return self._traced is not None and all(self._traced.has_beam(b) for b in {1, beam})
+    @property
+    def trace_recorded(self) -> bool:
+        """Whether the steps run as a trace that was already recorded (so that worker processes
+        forked now inherit it, instead of recording it each)."""
+        return self._traced is not None and bool(self._traced.traces)
 
     def padding_mask_for_step(self, padding_mask: Optional[Tensor], tokens: Tensor) -> Optional[Tensor]:
         """The encoder padding mask the steps read: with traced steps, an all-False ``(B, S)``
@@ -131,17 +134,17 @@ class ModelRunner(nn.Module):
         """The encoder memory of sentences ``keep`` only (when finished sentences are dropped)."""
         raise NotImplementedError
 
-    def step(self, tokens: Tensor, state: State, memory, beam: int) -> Tuple[Tensor, State]:
+    def step(self, tokens: Tensor, state: State, memory) -> Tuple[Tensor, State]:
         """tokens ``(N, t + 1)`` (the hypotheses so far, starting with EOS; the last column is
         the input of this step) -> log-probabilities ``(N, V)`` (``(N, K)`` after
         :meth:`restrict_output`) and the new state."""
         if self._traced is not None:
-            features, state = self._traced(tokens[:, -1:], state, memory, beam)
+            features, state = self._traced(tokens[:, -1:], state, memory)
         else:
-            features, state = self.step_features(tokens, state, memory, beam)
+            features, state = self.step_features(tokens, state, memory)
         return self.log_probs(features), state
 
-    def step_features(self, tokens: Tensor, state: State, memory, beam: int) -> Tuple[Tensor, State]:
+    def step_features(self, tokens: Tensor, state: State, memory) -> Tuple[Tensor, State]:
         """:meth:`step` up to the output layer: the decoder's output features ``(N, out_dim)``
         and the new state. Reads only the last column of ``tokens`` when :attr:`traceable`."""
         raise NotImplementedError

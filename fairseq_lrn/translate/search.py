@@ -158,10 +158,10 @@ def _beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Searc
     for step in range(T + 1):
         n = active.count
         if step == 0:  # all beams are the same hypothesis: score one row per sentence
-            lprobs, state = runner.step(tokens[:n, :1], state, memory, 1)  # (n, V) float
+            lprobs, state = runner.step(tokens[:n, :1], state, memory)  # (n, V) float
             row_max = active.max_len
         else:
-            lprobs, state = runner.step(tokens[:, : step + 1], state, memory, beam)  # (N, V) float
+            lprobs, state = runner.step(tokens[:, : step + 1], state, memory)  # (N, V) float
             row_max = active.row_max
         if pad >= 0:
             lprobs[:, pad] = NEG_INF

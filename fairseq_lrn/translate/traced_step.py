@@ -11,13 +11,18 @@ A trace records the operations of one call and replays them on new tensors. It i
 because a runner's :meth:`~fairseq_lrn.translate.model_runner.ModelRunner.step_features` (when
 ``traceable``) has no control flow that depends on tensor values or on the step number: shapes
 are read from the tensors (so another batch size, source length or number of live sentences
-replays the same trace), and everything that differs between calls in structure (the beam size,
-whether the source has padding, input feeding) is part of the trace's key. The output layer is
+replays the same trace: the beams per sentence are the rows per sentence, ``N / B``, so the
+first step's one row per sentence replays it too), and what differs between calls in structure
+(which entries of the state and memory are ``None``) is the trace's key; runners give traced
+steps a padding mask even for a batch without padding, so there is one. The output layer is
 not traced (a shortlist changes it per batch). The state and the encoder memory are passed as
 flat lists of tensors (``torch.utils._pytree``), ``None`` entries included in the structure.
 
 A trace is recorded at first use of each key, with gradients off and outside inference mode
-(traces cannot record inference tensors), and replayed without TorchScript's optimizing executor:
+(traces cannot record inference tensors), as a module that owns the decoder only (recording
+turns every owned submodule into a TorchScript module: with the whole model, encoder included,
+recording took twice as long, 0.4 s for ``transformer_lrn`` 3+3), and replayed without
+TorchScript's optimizing executor:
 that executor profiles the first runs and specializes the graph to their shapes, which here change
 with every batch; replaying as recorded was faster from the first batch on (BENCHMARKS.md).
 """
@@ -46,45 +51,41 @@ def _unflatten(tensors: List[Tensor], present: tuple, spec):
 class _FlatStep(nn.Module):
     """``step_features`` with flat tensor arguments and results, for ``torch.jit.trace``."""
 
-    def __init__(self, step_features: StepFeatures, owner: nn.Module, beam: int, present: tuple, spec):
+    def __init__(self, step_features: StepFeatures, owner: nn.Module, present: tuple, spec):
         super().__init__()
-        self.owner = owner  # registers the runner's parameters and quantized layers with the trace
-        self.step_features, self.beam, self.present, self.spec = step_features, beam, present, spec
+        self.owner = owner  # registers the step's parameters and quantized layers with the trace
+        self.step_features, self.present, self.spec = step_features, present, spec
         self.out_layout = None
 
     def forward(self, tokens: Tensor, *tensors: Tensor):
         state, memory = _unflatten(list(tensors), self.present, self.spec)
-        features, new_state = self.step_features(tokens, state, memory, self.beam)
+        features, new_state = self.step_features(tokens, state, memory)
         flat, present, spec = _flatten(new_state)
         self.out_layout = (present, spec)
         return (features, *flat)
 
 
 class TracedSteps:
-    """``traced(tokens, state, memory, beam)`` = ``step_features(tokens, state, memory, beam)`` of
-    one runner, traced once per beam size and per set of ``None`` entries of the state and memory
-    (a runner's structure is otherwise fixed). ``tokens``: the last column only."""
+    """``traced(tokens, state, memory)`` = ``step_features(tokens, state, memory)`` of one runner,
+    traced once per set of ``None`` entries of the state and memory (a runner's structure is
+    otherwise fixed). ``owner``: the module whose submodules the step calls (the decoder).
+    ``tokens``: the last column only."""
 
-    def __init__(self, step_features: StepFeatures):
-        self.step_features = step_features
+    def __init__(self, step_features: StepFeatures, owner: nn.Module):
+        self.step_features, self.owner = step_features, owner
         self.traces: Dict[tuple, tuple] = {}
 
-    def has_beam(self, beam: int) -> bool:
-        """Whether a trace for beam size ``beam`` was recorded."""
-        return any(key[0] == beam for key in self.traces)
-
-    def __call__(self, tokens: Tensor, state, memory, beam: int):
+    def __call__(self, tokens: Tensor, state, memory):
         tensors, present, spec = _flatten((state, memory))
-        key = (beam, present)
-        if key not in self.traces:
-            self.traces[key] = self._trace(tokens, tensors, present, spec, beam)
-        traced, out_present, out_spec = self.traces[key]
+        if present not in self.traces:
+            self.traces[present] = self._trace(tokens, tensors, present, spec)
+        traced, out_present, out_spec = self.traces[present]
         with torch.jit.optimized_execution(False):  # replay the recorded operations as they are
             features, *flat = traced(tokens, *tensors)
         return features, _unflatten(flat, out_present, out_spec)
 
-    def _trace(self, tokens: Tensor, tensors: List[Tensor], present: tuple, spec, beam: int) -> tuple:
-        flat_step = _FlatStep(self.step_features, self.step_features.__self__, beam, present, spec)
+    def _trace(self, tokens: Tensor, tensors: List[Tensor], present: tuple, spec) -> tuple:
+        flat_step = _FlatStep(self.step_features, self.owner, present, spec)
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 marks TorchScript deprecated

@@ -29,14 +29,14 @@ class TransformerLRNMemory(NamedTuple):
 
 
 def shared_encoder_attention(attention, query: Tensor, keys: Tensor, values: Tensor,
-                             padding_mask: Optional[Tensor], beam: int) -> Tensor:
+                             padding_mask: Optional[Tensor]) -> Tensor:
     """fairseq ``MultiheadAttention`` (encoder-decoder, static k/v) for one step: query ``(N, C)``
-    with ``N = B * beam`` rows, keys and values ``(B, heads, S, d)`` of the B sentences ->
-    ``(N, C)`` after ``out_proj``."""
+    with ``N = B * beam`` rows (``beam`` per sentence), keys and values ``(B, heads, S, d)`` of the
+    B sentences -> ``(N, C)`` after ``out_proj``."""
     N, C = query.shape
     B, heads, S, d = keys.shape
     q = attention.q_proj(query) * attention.scaling
-    q = q.view(B, beam, heads, d).transpose(1, 2)  # (B, heads, beam, d)
+    q = q.view(B, -1, heads, d).transpose(1, 2)  # (B, heads, beam, d)
     weights = q @ keys.transpose(2, 3)  # (B, heads, beam, S)
     if padding_mask is not None:
         weights = weights.masked_fill(padding_mask.view(B, 1, 1, S), float("-inf"))
@@ -89,8 +89,7 @@ class TransformerLRNRunner(ModelRunner):
         which a trace would freeze: such decoders run eagerly."""
         return self.model.decoder.embed_positions is None
 
-    def step_features(self, tokens: Tensor, state: State, memory: TransformerLRNMemory,
-                      beam: int) -> Tuple[Tensor, State]:
+    def step_features(self, tokens: Tensor, state: State, memory: TransformerLRNMemory) -> Tuple[Tensor, State]:
         decoder = self.model.decoder
         (h_prev,) = state
         x = decoder.embed_scale * decoder.embed_tokens(tokens[:, -1])  # (N, C)
@@ -107,7 +106,7 @@ class TransformerLRNRunner(ModelRunner):
             x, h = layer._sublayer(x, layer.lrn_layer_norm, lambda inp: (layer.lrn.step(inp, h_prev[:, i]),) * 2)
             new_states.append(h)
             x, _ = layer._sublayer(x, layer.encoder_attn_layer_norm, lambda q: (shared_encoder_attention(
-                layer.encoder_attn, q, memory.keys[i], memory.values[i], memory.padding_mask, beam), None))
+                layer.encoder_attn, q, memory.keys[i], memory.values[i], memory.padding_mask), None))
             x, _ = layer._sublayer(x, layer.final_layer_norm,
                                    lambda inp: (layer.fc2(layer.activation_fn(layer.fc1(inp))), None))
         if decoder.layer_norm is not None:

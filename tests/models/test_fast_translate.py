@@ -363,8 +363,8 @@ def test_command_with_workers_writes_the_same_lines(trained, tmp_path, capsysbin
 
 def test_traced_step_is_the_default_and_gives_the_eager_numbers(models, translators):
     """--step auto traces the decoder step on the CPU (lrn, oLRN with input feeding, the authors'
-    decoder, transformer_lrn): the same log-probabilities as the eager step, at two beam sizes and
-    batch shapes (the exactness against fairseq-generate above runs through the traced step); a
+    decoder, transformer_lrn): the same log-probabilities as the eager step, at three beam sizes and
+    batch shapes, from one trace (the exactness against fairseq-generate above runs through the traced step); a
     decoder with positional embeddings stays eager, and --step traced is refused for it."""
     from fairseq_lrn.translate.traced_step import TracedSteps
 
@@ -388,12 +388,15 @@ def test_traced_step_is_the_default_and_gives_the_eager_numbers(models, translat
                 memory = runner.encode(tokens, torch.tensor([t.numel() for t in src]))
                 state = runner.start(memory, 2)
                 hyps = torch.full((8, 1), runner.eos)
-                lprobs, state = runner.step(hyps, state, memory, 2)
-                lprobs2, _ = runner.step(torch.cat([hyps, lprobs.argmax(1, keepdim=True)], 1), state, memory, 2)
+                lprobs, state = runner.step(hyps, state, memory)
+                lprobs2, _ = runner.step(torch.cat([hyps, lprobs.argmax(1, keepdim=True)], 1), state, memory)
             scores.append((lprobs, lprobs2))
         for a, b in zip(*scores):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
-        assert len(traced.runner._traced.traces) >= 2  # beam 5 and 1 (and 2 above): one trace each
+        # one trace for every beam size (5, 1, 2 above), the first step's one row per sentence and
+        # batches without padding too (this one)
+        assert traced.translate(["w1 w2", "w3 w4"], batch_size=2) == eager.translate(["w1 w2", "w3 w4"], batch_size=2)
+        assert len(traced.runner._traced.traces) == 1
 
     data_bin, checkpoint = models("transformer_lrn_positions")
     assert translators(data_bin, checkpoint).step == "eager"
