@@ -9,7 +9,7 @@ A :class:`ModelRunner` wraps a trained fairseq model (its modules and weights, n
   decoder one token at a time over ``N = B * beam`` rows (``B`` rows at the first step, where
   a sentence's beams are one hypothesis; a step reads the rows per sentence from the shapes,
   ``N / B``). A step is the runner's
-  :meth:`~ModelRunner.step_features` (traced once per search shape with :meth:`~ModelRunner.trace_steps`:
+  :meth:`~ModelRunner.step_features` (traced once, with :meth:`~ModelRunner.trace_steps`:
   :mod:`~fairseq_lrn.translate.traced_step`) and then the output layer, eagerly (a shortlist
   changes it per batch). The per-row state is only the LRN
   states (and, with input feeding, the previous context); the beams of a sentence share its

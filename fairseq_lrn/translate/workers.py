@@ -3,14 +3,15 @@
 
 Why processes: a beam-search step at the sizes this command runs is many small operations, and
 PyTorch spreads one small operation over threads poorly (on 2 cores, beam 5: 2 threads gave
-1.3-1.6x one thread at batch 32 and nothing at batch 1; two workers of one thread each 1.5-1.9x
-and 1.8-1.9x: BENCHMARKS.md, 2026-12-06/07). Python threads would share the interpreter's lock
-with the search loop, so workers are processes. They are forked from the process that loaded the model, so they share its weights (copy-on-write) and
-start in milliseconds; each runs whole batches and sends back their translations, which are
+1.3-1.6x one thread at batch 32 and nothing at batch 1; two workers of one thread each 1.8-2.0x
+at both: BENCHMARKS.md, 2026-12-07). Python threads would share the interpreter's lock with the
+search loop, so workers are processes. They are forked from the process that loaded the model
+(after its traced step was recorded), so they share its weights (copy-on-write) and start in
+milliseconds; each runs whole batches and sends back their translations, which are
 put back in input order. A task should be small (the translator sends a batch's number: the
 batches themselves are inherited at the fork), as tensors sent to a worker are moved to shared
-memory first: sending the source tensors kept the parent busy about a third of the time here
-(600 sentences, batch 32).
+memory first (sending the source tensors, and translating the first batch itself, cost the
+parent 1.9 s of CPU in a 4.7 s run of 600 sentences here; 0.09 s since).
 
 Why one thread each: a forked child must not use OpenMP once the parent has (GNU OpenMP is not
 fork-safe: two-thread workers forked from a process that had run a two-thread product hung

@@ -168,7 +168,7 @@ def test_input_order_is_kept_under_length_sorting(trained, translators):
 def test_search_scores_one_row_per_sentence_first_and_drops_finished_sentences(trained):
     """The first step scores one row per sentence (its beams are one hypothesis); later steps score
     ``beam`` rows per sentence still searching: a sentence whose maximum length is reached is
-    gone from the next step on, while the other goes on (with the same translations as alone)."""
+    gone from the next step on, while the others go on (with the same translations as alone)."""
     _, data_bin, checkpoint = trained
     translator = Translator.from_checkpoint(checkpoint, data_bin, quantize="none")
     runner, rows = translator.runner, []
@@ -364,14 +364,16 @@ def test_command_with_workers_writes_the_same_lines(trained, tmp_path, capsysbin
 def test_traced_step_is_the_default_and_gives_the_eager_numbers(models, translators):
     """--step auto traces the decoder step on the CPU (lrn, oLRN with input feeding, the authors'
     decoder, transformer_lrn): the same log-probabilities as the eager step, at three beam sizes and
-    batch shapes, from one trace (the exactness against fairseq-generate above runs through the traced step); a
-    decoder with positional embeddings stays eager, and --step traced is refused for it."""
+    batch shapes, from one trace recorded while loading (the exactness against fairseq-generate
+    above runs through the traced step); a decoder with positional embeddings stays eager, and
+    --step traced is refused for it."""
     from fairseq_lrn.translate.traced_step import TracedSteps
 
     for family in ("lrn", "olrn", "lrn_conditional", "transformer_lrn"):
         data_bin, checkpoint = models(family)
         traced = translators(data_bin, checkpoint)
         assert traced.step == "traced" and isinstance(traced.runner._traced, TracedSteps), family
+        assert Translator.from_checkpoint(checkpoint, data_bin, quantize="none").runner.trace_recorded
         eager = Translator.from_checkpoint(checkpoint, data_bin, quantize="none", step="eager")
         assert eager.step == "eager" and eager.runner._traced is None
         lines = ["w1 w2 w3", "w4 w5", "w9 w8 w7 w6 w5 w4", "w0"]
