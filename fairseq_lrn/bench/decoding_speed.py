@@ -49,17 +49,19 @@ CT2 = ("ct2-int8", "ct2-float32")
 FAST = ("fast-fp32", "fast-int8")  # the modes that keep the translations' quality (fast-best)
 SHORTLISTED = ("fast-int8-shortlist",)  # may change translations: BLEU in the report, not in fast-best
 EAGER = ("fast-int8-eager",)  # the same translations as fast-int8: how much the traced step gives
+TRANSFORMER_RUNTIMES = CT2 + ("fairseq-generate",)
+LRN_RUNTIMES = FAST + SHORTLISTED + EAGER + ("fairseq-generate",)
 # model -> (what the checkpoint is, the runtimes that decode it, the transformer it is compared with)
 MODELS: Dict[str, Tuple[str, Tuple[str, ...], Optional[str]]] = {
-    "transformer": ("fairseq transformer (6+6 or 3+3 layers)", CT2 + ("fairseq-generate",), None),
-    "transformer-dec2": ("fairseq transformer with a 2-layer decoder (6+2, same dims)", CT2 + ("fairseq-generate",),
+    "transformer": ("fairseq transformer (6+6 or 3+3 layers)", TRANSFORMER_RUNTIMES, None),
+    "transformer-dec2": ("fairseq transformer with a 2-layer decoder (6+2, same dims)", TRANSFORMER_RUNTIMES,
                          None),
-    "transformer-lrn": ("transformer_lrn, the transformer's depth and dims", FAST + SHORTLISTED + EAGER + ("fairseq-generate",),
+    "transformer-lrn": ("transformer_lrn, the transformer's depth and dims", LRN_RUNTIMES,
                         "transformer"),
-    "transformer-lrn-dec2": ("transformer_lrn, 6+2 layers (transformer-dec2's)", FAST + SHORTLISTED + EAGER + ("fairseq-generate",),
+    "transformer-lrn-dec2": ("transformer_lrn, 6+2 layers (transformer-dec2's)", LRN_RUNTIMES,
                              "transformer-dec2"),
-    "lrn": ("lrn (2+2, the quality race's size)", FAST + SHORTLISTED + EAGER + ("fairseq-generate",), "transformer"),
-    "lrn-conditional": ("lrn with the authors' decoder (--decoder-style conditional)", FAST + SHORTLISTED + EAGER + ("fairseq-generate",),
+    "lrn": ("lrn (2+2, the quality race's size)", LRN_RUNTIMES, "transformer"),
+    "lrn-conditional": ("lrn with the authors' decoder (--decoder-style conditional)", LRN_RUNTIMES,
                         "transformer"),
 }
 BEST = {"ct2-best": CT2, "fast-best": FAST}

@@ -70,8 +70,8 @@ class ModelRunner(nn.Module):
 
     @property
     def trace_recorded(self) -> bool:
-        """Whether the steps run as a trace that was already recorded (so that worker processes
-        forked now inherit it, instead of recording it each)."""
+        """Whether the steps run as a trace that was already recorded (a traced ``Translator``
+        records it while loading, so that worker processes forked later inherit it)."""
         return self._traced is not None and bool(self._traced.traces)
 
     def padding_mask_for_step(self, padding_mask: Optional[Tensor], tokens: Tensor) -> Optional[Tensor]:

@@ -104,6 +104,8 @@ class Translator:
             limit = min(limit, max_source_positions) if limit is not None else max_source_positions
         self.max_source_positions = limit
         self.left_pad_source = bool(getattr(task.cfg, "left_pad_source", True))
+        if step == "traced":
+            self.warm_up()
 
     @classmethod
     def from_checkpoint(cls, path: str, data: str, *, source_lang: Optional[str] = None,
@@ -167,18 +169,15 @@ class Translator:
             from .shortlist import load_shortlist
 
             lexical = load_shortlist(shortlist, task.source_dictionary, task.target_dictionary)
-        translator = cls(runner, task, device=device, encode_fn=encode_fn, decode_fn=decode_fn,
-                         remove_bpe=remove_bpe, max_source_positions=max_source_positions, quantize=mode,
-                         shortlist=lexical, workers=workers, step="traced" if traced else "eager")
-        if traced:
-            translator.warm_up()
-        return translator
+        return cls(runner, task, device=device, encode_fn=encode_fn, decode_fn=decode_fn,
+                   remove_bpe=remove_bpe, max_source_positions=max_source_positions, quantize=mode,
+                   shortlist=lexical, workers=workers, step="traced" if traced else "eager")
 
     def warm_up(self) -> None:
         """Translate two made-up two- and three-token sources (beam 2, at most 2 tokens): this
         records the traced step and runs every operation once, so that neither the first batch nor
         worker processes forked later pay for it (about 0.3 s for ``transformer_lrn`` 3+3 here).
-        :meth:`from_checkpoint` calls it when the step is traced: it is part of loading."""
+        The constructor calls it when the step is traced: it is part of loading."""
         import torch
 
         from .search import SearchOptions
@@ -260,14 +259,10 @@ class Translator:
             return
         from .workers import map_in_workers
 
-        first = 0
-        if self.step == "traced" and not self.runner.trace_recorded:
-            # the first batch here: its trace is recorded once, and the workers inherit it
-            yield self._translate_batch(batches[0], options)
-            first = 1
-        # a task is a batch's index: the workers inherit `batches` when they are forked, so no
-        # tensor is sent to them (torch would move each into shared memory)
-        yield from map_in_workers(lambda b: self._translate_batch(batches[b], options), range(first, len(batches)),
+        # a task is a batch's index: the workers inherit `batches` (and the traced step, recorded
+        # while loading) when they are forked, so no tensor is sent to them (torch would move each
+        # into shared memory)
+        yield from map_in_workers(lambda b: self._translate_batch(batches[b], options), range(len(batches)),
                                   workers=self.workers, describe=describe)
 
     def _translate_batch(self, sources: list, options) -> Tuple[List[str], int]:
