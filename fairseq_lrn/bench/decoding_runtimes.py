@@ -127,14 +127,14 @@ def fast_command_missing() -> Optional[str]:
 
 
 def fast_translate(checkpoint: str, test: TestSet, cell: Cell, quantize: str,
-                   shortlist: Optional[str] = None, step: str = "auto") -> Decoded:
+                   shortlist: Optional[str] = None, step: str = "auto", native: str = "auto") -> Decoded:
     """``python -m fairseq_lrn.translate`` on the BPE'd source file (``--remove-bpe``, CPU,
-    ``--threads``, ``--workers``, ``--quantize``, ``--step``, ``--shortlist`` when given); seconds
+    ``--threads``, ``--workers``, ``--quantize``, ``--step``, ``--native``, ``--shortlist`` when given); seconds
     from its summary line (decoding without loading)."""
     cmd = [sys.executable, "-m", "fairseq_lrn.translate", test.data_bin, "--path", checkpoint,
            "--source-lang", test.source_lang, "--target-lang", test.target_lang, "--input", test.source_file,
            "--beam", str(cell.beam), "--batch-size", str(cell.batch_size), "--threads", str(cell.threads),
-           "--workers", str(cell.workers), "--quantize", quantize, "--step", step, "--remove-bpe", "--cpu",
+           "--workers", str(cell.workers), "--quantize", quantize, "--step", step, "--native", native, "--remove-bpe", "--cpu",
            *_length_flags(cell),
            *(["--shortlist", shortlist] if shortlist else [])]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **_threads_env(cell.threads)})

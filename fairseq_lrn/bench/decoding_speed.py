@@ -32,6 +32,7 @@ class Runtime:
     option: str = ""        # the CTranslate2 compute type / the fast command's --quantize
     shortlist: bool = False  # the fast command with --shortlist (benchmark_decoding.py --shortlist FILE)
     step: str = "auto"      # the fast command's --step
+    native: str = "auto"    # the fast command's --native
 
 
 RUNTIMES = {
@@ -44,13 +45,16 @@ RUNTIMES = {
                                    shortlist=True),
     "fast-int8-eager": Runtime("fairseq-lrn-translate --quantize int8 --step eager (the step not traced)", "fast",
                                "int8", step="eager"),
+    "fast-int8-torch-select": Runtime("fairseq-lrn-translate --quantize int8 --native no (PyTorch's candidate "
+                                      "selection, not the compiled one)", "fast", "int8", native="no"),
 }
 CT2 = ("ct2-int8", "ct2-float32")
 FAST = ("fast-fp32", "fast-int8")  # the modes that keep the translations' quality (fast-best)
 SHORTLISTED = ("fast-int8-shortlist",)  # may change translations: BLEU in the report, not in fast-best
 EAGER = ("fast-int8-eager",)  # the same translations as fast-int8: how much the traced step gives
+TORCH_SELECT = ("fast-int8-torch-select",)  # fast-int8's translations: how much the compiled selection gives
 TRANSFORMER_RUNTIMES = CT2 + ("fairseq-generate",)
-LRN_RUNTIMES = FAST + SHORTLISTED + EAGER + ("fairseq-generate",)
+LRN_RUNTIMES = FAST + SHORTLISTED + EAGER + TORCH_SELECT + ("fairseq-generate",)
 # model -> (what the checkpoint is, the runtimes that decode it, the transformer it is compared with)
 MODELS: Dict[str, Tuple[str, Tuple[str, ...], Optional[str]]] = {
     "transformer": ("fairseq transformer (6+6 or 3+3 layers)", TRANSFORMER_RUNTIMES, None),
@@ -103,7 +107,8 @@ def pairs(names) -> List[Tuple[str, str]]:
         if base:
             out += [(a, f"{base}/{r}") for a in fast for r in CT2 + ("ct2-best",)]
         out += [(f"{model}/fast-int8", f"{model}/fast-fp32"), (f"{model}/ct2-int8", f"{model}/ct2-float32"),
-                (f"{model}/fast-int8-shortlist", f"{model}/fast-int8"), (f"{model}/fast-int8", f"{model}/fast-int8-eager")]
+                (f"{model}/fast-int8-shortlist", f"{model}/fast-int8"), (f"{model}/fast-int8", f"{model}/fast-int8-eager"),
+                (f"{model}/fast-int8", f"{model}/fast-int8-torch-select")]
     return [(a, b) for a, b in out if a in names and b in names]
 
 
@@ -130,7 +135,7 @@ def make_decoder(system: dict, test: TestSet, work: str, shortlist: Optional[str
     if runtime.kind == "fast":
         listed = shortlist if runtime.shortlist else None
         return lambda cell: rt.fast_translate(system["checkpoint"], test, cell, runtime.option, shortlist=listed,
-                                              step=runtime.step)
+                                              step=runtime.step, native=runtime.native)
     return lambda cell: rt.fairseq_generate(system["checkpoint"], test, cell)
 
 

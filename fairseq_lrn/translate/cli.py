@@ -4,7 +4,8 @@ trained ``lrn`` or ``transformer_lrn`` checkpoint.
     fairseq-lrn-translate DATA --path CKPT [--source-lang S --target-lang T] [--beam 5]
         [--batch-size N] [--max-tokens N] [--max-len-a A] [--max-len-b B] [--min-len N]
         [--lenpen X] [--unkpen X] [--remove-bpe [SYMBOL]] [--threads N] [--workers N]
-        [--quantize {auto,none,int8}] [--step {auto,traced,eager}] [--shortlist FILE]
+        [--quantize {auto,none,int8}] [--step {auto,traced,eager}] [--native {auto,yes,no}]
+        [--shortlist FILE]
         [--input FILE] [--tokenizer moses] [--bpe subword_nmt|sentencepiece] [--bpe-codes F]
         [--sentencepiece-model F] [--cpu | --device cpu|cuda] < source.txt > translations.txt
 
@@ -29,7 +30,7 @@ import sys
 from typing import Iterator, List, Optional, TextIO
 
 from .quantize import DEFAULT_QUANTIZE, QUANTIZE_MODES
-from .translator import STEP_MODES
+from .translator import NATIVE_MODES, STEP_MODES
 from .text_codecs import BPES, TOKENIZERS
 
 PROG = "fairseq-lrn-translate"
@@ -93,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="traced: run the decoder step as a TorchScript trace (the same operations without "
                             "the Python between them; the same translations); eager: as Python; auto: traced on "
                             "the CPU unless the decoder has positional embeddings (default: auto)")
+    speed.add_argument("--native", choices=NATIVE_MODES, default="auto",
+                       help="yes: choose each search step's candidates with the compiled selection (C++, built "
+                            "with the system's compiler at the first run and cached; log-softmax, masks and top-k "
+                            "in one pass; the same translations up to float rounding); no: with PyTorch's "
+                            "operations; auto: compiled on the CPU where it builds (default: auto)")
     speed.add_argument("--shortlist", metavar="FILE",
                        help="a lexical shortlist (scripts/build_shortlist.py): each batch's output layer scores "
                             "only the target words its source words list (plus the frequent ones); faster, "
@@ -155,7 +161,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             quantize=args.quantize, threads=args.threads, device=args.device, tokenizer=args.tokenizer,
             bpe=args.bpe, bpe_codes=args.bpe_codes, sentencepiece_model=args.sentencepiece_model,
             remove_bpe=args.remove_bpe, max_source_positions=args.max_source_positions,
-            shortlist=args.shortlist, workers=args.workers, step=args.step)
+            shortlist=args.shortlist, workers=args.workers, step=args.step, native=args.native)
     except (CheckpointError, ValueError, OSError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1

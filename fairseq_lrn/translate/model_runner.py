@@ -89,15 +89,8 @@ class ModelRunner(nn.Module):
         """The output projection over the target vocabulary (float or int8)."""
         return self.tied_output if self.tied_output is not None else self.model.decoder.output_projection
 
-    def log_probs(self, features: Tensor) -> Tensor:
-        """features ``(N, out_dim)`` -> log-probabilities ``(N, V)`` in float32, as the model's
-        ``get_normalized_probs`` (fairseq's ``utils.log_softmax``: in float32); ``(N, K)`` over
-        the restricted vocabulary after :meth:`restrict_output`."""
-        output = self._restricted if self._restricted is not None else self.output_layer()
-        return F.log_softmax(output(features), dim=-1, dtype=torch.float32)
-
     def restrict_output(self, vocabulary: Optional[Tensor]) -> None:
-        """Make :meth:`log_probs` score the target ids ``vocabulary (K,)`` only (a shortlist,
+        """Make :meth:`step` score the target ids ``vocabulary (K,)`` only (a shortlist,
         :mod:`~fairseq_lrn.translate.shortlist`; the softmax is over them), or the whole
         vocabulary again (None). The rows are taken from the projection's float weights; when the
         projection is int8, they are quantized to int8 with one scale per row."""
@@ -138,11 +131,17 @@ class ModelRunner(nn.Module):
         """tokens ``(N, t + 1)`` (the hypotheses so far, starting with EOS; the last column is
         the input of this step) -> log-probabilities ``(N, V)`` (``(N, K)`` after
         :meth:`restrict_output`) and the new state."""
+        logits, state = self.step_logits(tokens, state, memory)
+        return F.log_softmax(logits, dim=-1, dtype=torch.float32), state
+
+    def step_logits(self, tokens: Tensor, state: State, memory) -> Tuple[Tensor, State]:
+        """:meth:`step` before the softmax: the output layer's scores ``(N, V)`` (or ``(N, K)``)."""
         if self._traced is not None:
             features, state = self._traced(tokens[:, -1:], state, memory)
         else:
             features, state = self.step_features(tokens, state, memory)
-        return self.log_probs(features), state
+        output = self._restricted if self._restricted is not None else self.output_layer()
+        return output(features), state
 
     def step_features(self, tokens: Tensor, state: State, memory) -> Tuple[Tensor, State]:
         """:meth:`step` up to the output layer: the decoder's output features ``(N, out_dim)``

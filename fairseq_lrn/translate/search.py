@@ -21,7 +21,9 @@ What is the same as fairseq (``BeamSearch`` strategy, no prefix, no constraints,
 * ``pad`` is never chosen; ``unk`` loses ``unkpen``; before ``min_len`` tokens EOS is forbidden;
   at the maximum length only EOS is allowed;
 * the candidates of a step are the ``2 * beam`` best (token, beam) pairs by cumulative log-prob
-  (only the first beam at step 0), chosen with ``torch.topk`` as fairseq does;
+  (only the first beam at step 0), chosen with ``torch.topk`` as fairseq does, or by the compiled
+  selection (:mod:`~fairseq_lrn.translate.candidates`: the same choices up to float rounding, ties
+  to the lower index);
 * a candidate ending in EOS among the first ``beam`` of them is finished (in candidate order,
   while the sentence has fewer than ``beam``), scored ``sum of log-probs / (length + 1) **
   lenpen`` (the length counts the EOS); the ``beam`` best other candidates continue;
@@ -44,6 +46,8 @@ from typing import List, Optional
 
 import torch
 from torch import Tensor
+
+from .candidates import Selector, select_candidates_reference
 
 NEG_INF = -math.inf
 
@@ -97,27 +101,29 @@ def max_lengths(source_lengths: List[int], options: SearchOptions, max_decoder_p
 
 @torch.inference_mode()
 def beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: SearchOptions, *,
-                drop_finished: bool = True, vocabulary: Optional[Tensor] = None) -> Hypotheses:
+                drop_finished: bool = True, vocabulary: Optional[Tensor] = None,
+                select: Selector = select_candidates_reference) -> Hypotheses:
     """Translate one batch: ``src_tokens (B, S)`` (padded as the model expects), ``src_lengths
     (B,)`` (tokens with ``</s>``). ``runner``: a
     :class:`~fairseq_lrn.translate.model_runner.ModelRunner`. Returns the best hypothesis of each
     sentence (see the module docstring for the rules). ``drop_finished=False`` keeps every shape
     fixed until the whole batch is done (finished sentences masked, never dropped).
     ``vocabulary (K,)``: the sorted target ids the batch may produce (a shortlist, with ``</s>``;
-    the softmax is over them); None: all."""
+    the softmax is over them); None: all. ``select``: how a step's candidates are chosen from the
+    logits (:mod:`~fairseq_lrn.translate.candidates`: PyTorch's, or the compiled one)."""
     if vocabulary is None:
-        return _beam_search(runner, src_tokens, src_lengths, options, drop_finished, None)
+        return _beam_search(runner, src_tokens, src_lengths, options, drop_finished, None, select)
     if not bool((vocabulary == runner.eos).any()):
         raise ValueError("the vocabulary of a restricted search must include </s>")
     runner.restrict_output(vocabulary)
     try:
-        return _beam_search(runner, src_tokens, src_lengths, options, drop_finished, vocabulary)
+        return _beam_search(runner, src_tokens, src_lengths, options, drop_finished, vocabulary, select)
     finally:
         runner.restrict_output(None)
 
 
 def _beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: SearchOptions,
-                 drop_finished: bool, vocabulary: Optional[Tensor]) -> Hypotheses:
+                 drop_finished: bool, vocabulary: Optional[Tensor], select: Selector) -> Hypotheses:
     """:func:`beam_search`; with ``vocabulary``, the scores' columns are its ids (the runner's
     output already restricted) and the chosen columns are mapped back to target ids."""
     B = src_tokens.size(0)
@@ -152,31 +158,19 @@ def _beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Searc
     tokens[:, 0] = runner.eos  # fairseq starts every hypothesis with EOS
     scores = torch.zeros(B * beam, device=device)  # cumulative log-prob of each row
     cand_offsets = torch.arange(cand_size, device=device)
-    not_eos = torch.ones(V, dtype=torch.bool, device=device)
-    not_eos[eos] = False
 
     for step in range(T + 1):
         n = active.count
         if step == 0:  # all beams are the same hypothesis: score one row per sentence
-            lprobs, state = runner.step(tokens[:n, :1], state, memory)  # (n, V) float
-            row_max = active.max_len
+            logits, state = runner.step_logits(tokens[:n, :1], state, memory)  # (n, V) float
+            row_max, row_scores = active.max_len, None
         else:
-            lprobs, state = runner.step(tokens[:, : step + 1], state, memory)  # (N, V) float
-            row_max = active.row_max
-        if pad >= 0:
-            lprobs[:, pad] = NEG_INF
-        if options.unkpen and unk >= 0:
-            lprobs[:, unk] -= options.unkpen
-        if step >= shortest:  # rows at their maximum length may only end
-            lprobs.masked_fill_(row_max.le(step).unsqueeze(1) & not_eos, NEG_INF)
-        if step < options.min_len:
-            lprobs[:, eos] = NEG_INF
-
-        if step == 0:
-            flat = lprobs
-        else:
-            flat = (lprobs.view(n, beam, V) + scores.view(n, beam, 1)).view(n, beam * V)
-        cand_scores, cand_flat = torch.topk(flat, k=min(cand_size, flat.size(1) - 1))
+            logits, state = runner.step_logits(tokens[:, : step + 1], state, memory)  # (N, V) float
+            row_max, row_scores = active.row_max, scores
+        cand_scores, cand_flat = select(
+            logits, row_scores, n, min(cand_size, logits.numel() // n - 1), pad=pad, unk=unk,
+            unkpen=options.unkpen, eos=eos, forbid_eos=step < options.min_len,
+            only_eos=row_max.le(step) if step >= shortest else None)
         cand_beams = torch.div(cand_flat, V, rounding_mode="trunc")
         cand_indices = cand_flat.fmod(V)
         cand_rows = cand_beams + active.row_offsets  # (n, cands)

@@ -26,6 +26,10 @@ from .quantize import DEFAULT_QUANTIZE
 #: (:mod:`~fairseq_lrn.translate.traced_step`), ``eager`` as Python; ``auto``: traced on the CPU
 #: where the model allows it (same translations: tested), eager otherwise.
 STEP_MODES = ("auto", "traced", "eager")
+#: The modes of ``--native``, the compiled candidate selection of the search
+#: (:mod:`~fairseq_lrn.translate.candidates`): ``yes`` (or an error where it cannot be built),
+#: ``no`` (PyTorch's operations), ``auto`` (compiled on the CPU where it builds).
+NATIVE_MODES = ("auto", "yes", "no")
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +84,10 @@ class Translator:
     def __init__(self, runner, task, *, device: str = "cpu", encode_fn: Callable[[str], str] = None,
                  decode_fn: Callable[[str], str] = None, remove_bpe: Optional[str] = None,
                  max_source_positions: Optional[int] = None, quantize: str = "none", shortlist=None,
-                 workers: int = 1, step: str = "eager"):
+                 workers: int = 1, step: str = "eager", native: str = "no"):
         from fairseq import utils
+
+        from .candidates import select_candidates_reference, selector_for
 
         from .workers import check_workers
 
@@ -92,6 +98,9 @@ class Translator:
         self.shortlist = shortlist  # a translate.shortlist.Shortlist, or None: the whole vocabulary
         self.workers = workers  # batches translated at once (one-thread worker processes when > 1)
         self.step = step  # the --step mode the runner runs (traced or eager)
+        # how each step's candidates are chosen (candidates.py: compiled, or PyTorch's)
+        self.select = selector_for(native, device)
+        self.native = "no" if self.select is select_candidates_reference else "yes"
         self.task = task
         self.device = device
         self.src_dict, self.tgt_dict = task.source_dictionary, task.target_dictionary
@@ -115,7 +124,7 @@ class Translator:
                         sentencepiece_model: Optional[str] = None, remove_bpe: Optional[str] = None,
                         max_source_positions: Optional[int] = None,
                         shortlist: Optional[str] = None, workers: int = 1,
-                        step: str = "auto") -> "Translator":
+                        step: str = "auto", native: str = "auto") -> "Translator":
         """Load an ``lrn`` / ``transformer_lrn`` checkpoint ``path`` with the dictionaries of the
         data folder ``data`` (see :mod:`~fairseq_lrn.translate.loading`).
 
@@ -130,7 +139,10 @@ class Translator:
         if it does not fit the dictionaries): each batch's output layer scores only its words;
         ``workers``: batches translated at once, each in a one-thread worker process
         (:mod:`~fairseq_lrn.translate.workers`; ``threads`` must then be None or 1); ``step``:
-        one of :data:`STEP_MODES` (the mode used is ``self.step``)."""
+        one of :data:`STEP_MODES` (the mode used is ``self.step``); ``native``: ``"auto"``,
+        ``"yes"`` or ``"no"``, the compiled candidate selection of each search step
+        (:mod:`~fairseq_lrn.translate.candidates`; built on first use with the system's C++
+        compiler; auto: on the CPU where it builds; the mode used is ``self.native``)."""
         import torch
 
         from .loading import load_model
@@ -142,8 +154,9 @@ class Translator:
         if threads is not None and threads < 1:
             raise ValueError(f"--threads must be >= 1, got {threads}")
         check_workers(workers, device, threads)
-        if step not in STEP_MODES:
-            raise ValueError(f"--step must be one of {STEP_MODES}, got {step!r}")
+        for flag, value, modes in (("--step", step, STEP_MODES), ("--native", native, NATIVE_MODES)):
+            if value not in modes:
+                raise ValueError(f"{flag} must be one of {modes}, got {value!r}")
         if workers > 1:
             threads = 1  # this process only loads the model and collects translations
         if threads is not None:
@@ -171,7 +184,7 @@ class Translator:
             lexical = load_shortlist(shortlist, task.source_dictionary, task.target_dictionary)
         return cls(runner, task, device=device, encode_fn=encode_fn, decode_fn=decode_fn,
                    remove_bpe=remove_bpe, max_source_positions=max_source_positions, quantize=mode,
-                   shortlist=lexical, workers=workers, step="traced" if traced else "eager")
+                   shortlist=lexical, workers=workers, step="traced" if traced else "eager", native=native)
 
     def warm_up(self) -> None:
         """Translate two made-up two- and three-token sources (beam 2, at most 2 tokens): this
@@ -276,7 +289,8 @@ class Translator:
                                                left_pad=self.left_pad_source).to(self.device)
         src_lengths = torch.tensor([s.numel() for s in sources], device=self.device)
         vocabulary = None if self.shortlist is None else self.shortlist.vocabulary(src_tokens)
-        hypotheses = beam_search(self.runner, src_tokens, src_lengths, options, vocabulary=vocabulary)
+        hypotheses = beam_search(self.runner, src_tokens, src_lengths, options, vocabulary=vocabulary,
+                                 select=self.select)
         token_lists = hypotheses.as_lists()
         strings = [self.decode_fn(self.tgt_dict.string(tokens, self.remove_bpe,
                                                        extra_symbols_to_ignore={self.tgt_dict.eos()}))

@@ -102,10 +102,13 @@ SEARCHES = {  # name: (fairseq-generate flags, Translator.translate keywords)
     "unkpen_short": (["--beam", "3", "--unkpen", "2", "--max-len-b", "4", "--batch-size", "40"],
                      dict(beam=3, unkpen=2, max_len_b=4, max_tokens=64)),
 }
-CASES = [("lrn", name) for name in SEARCHES] + [("olrn", "beam5"), ("olrn", "greedy")] + \
-        [("lrn_conditional", name) for name in ("beam5", "greedy", "min_max_len")] + \
-        [("transformer_lrn", name) for name in ("beam5", "greedy", "lenpen", "min_max_len")] + \
-        [("transformer_lrn_positions", "beam5")]
+# (family, search, --native): "yes" is the default on this machine (the compiled candidate
+# selection); "no" checks PyTorch's selection, the fallback, on the searches with every mask
+CASES = [("lrn", name, "yes") for name in SEARCHES] + [("olrn", "beam5", "yes"), ("olrn", "greedy", "yes")] + \
+        [("lrn_conditional", name, "yes") for name in ("beam5", "greedy", "min_max_len")] + \
+        [("transformer_lrn", name, "yes") for name in ("beam5", "greedy", "lenpen", "min_max_len")] + \
+        [("transformer_lrn_positions", "beam5", "yes")] + \
+        [("lrn", "unkpen_short", "no"), ("transformer_lrn", "min_max_len", "no")]
 
 
 @pytest.fixture(scope="module")
@@ -123,21 +126,24 @@ def models(request):
 def translators():
     cache = {}
 
-    def get(data_bin, checkpoint, quantize="none"):
-        key = (checkpoint, quantize)
+    def get(data_bin, checkpoint, quantize="none", native="yes"):
+        key = (checkpoint, quantize, native)
         if key not in cache:
-            cache[key] = Translator.from_checkpoint(checkpoint, data_bin, quantize=quantize)
+            cache[key] = Translator.from_checkpoint(checkpoint, data_bin, quantize=quantize, native=native)
         return cache[key]
     return get
 
 
-@pytest.mark.parametrize("family,search", CASES, ids=[f"{f}-{s}" for f, s in CASES])
-def test_same_translations_as_fairseq_generate(family, search, models, translators, tmp_path):
+@pytest.mark.parametrize("family,search,native", CASES,
+                         ids=[f"{f}-{s}" + ("-pytorch-selection" if n == "no" else "") for f, s, n in CASES])
+def test_same_translations_as_fairseq_generate(family, search, native, models, translators, tmp_path):
     data_bin, checkpoint = models(family)
     flags, keywords = SEARCHES[search]
     sources, expected = fairseq_generate(data_bin, checkpoint, tmp_path, *flags)
     assert len(sources) == 40
-    translations = translators(data_bin, checkpoint).translate(sources, **keywords)
+    translator = translators(data_bin, checkpoint, native=native)
+    assert translator.native == native
+    translations = translator.translate(sources, **keywords)
     assert translations == expected
     if search in ("min_max_len", "unkpen_short"):  # the length limits bind: the test sees them
         lengths = {len(t.split()) for t in translations}
@@ -172,14 +178,14 @@ def test_search_scores_one_row_per_sentence_first_and_drops_finished_sentences(t
     _, data_bin, checkpoint = trained
     translator = Translator.from_checkpoint(checkpoint, data_bin, quantize="none")
     runner, rows = translator.runner, []
-    step = runner.step
-    runner.step = lambda tokens, *rest: rows.append(tokens.size(0)) or step(tokens, *rest)
+    step = runner.step_logits
+    runner.step_logits = lambda tokens, *rest: rows.append(tokens.size(0)) or step(tokens, *rest)
     # with max_len_a 1: at most 3, 10 and 9 tokens
     lines = ["w1 w2", "w1 w2 w3 w4 w5 w6 w7 w8 w9", "w9 w8 w7 w6 w5 w4 w3 w2"]
     together = translator.translate(lines, beam=4, batch_size=3, max_len_a=1, max_len_b=0)
     assert rows[:2] == [3, 12] and len(rows) >= 8, rows  # the long sentences go on after step 3
     assert set(rows[4:7]) == {8}, rows  # the short one stopped by step 3: its rows are dropped
-    runner.step = step
+    runner.step_logits = step
     alone = [translator.translate([line], beam=4, max_len_a=1, max_len_b=0)[0] for line in lines]
     assert together == alone and min(len(t.split()) for t in together[1:]) > 6
 

@@ -76,10 +76,11 @@ def test_every_system_runs_every_cell(run):
                 "transformer-lrn/fairseq-generate"}
     if fast_command_missing() is None:
         expected |= {"transformer-lrn/fast-fp32", "transformer-lrn/fast-int8", "transformer-lrn/fast-best",
-                     "transformer-lrn/fast-int8-shortlist", "transformer-lrn/fast-int8-eager"}
+                     "transformer-lrn/fast-int8-shortlist", "transformer-lrn/fast-int8-eager",
+                     "transformer-lrn/fast-int8-torch-select"}
     else:  # skipped with the reason, the other systems still run
         for name in ("transformer-lrn/fast-fp32", "transformer-lrn/fast-int8", "transformer-lrn/fast-int8-shortlist",
-                     "transformer-lrn/fast-int8-eager"):
+                     "transformer-lrn/fast-int8-eager", "transformer-lrn/fast-int8-torch-select"):
             assert "fairseq_lrn.translate" in report["skipped"][name]
     assert set(report["systems"]) == expected | {"transformer/ct2-best"}
     for name, s in report["systems"].items():
@@ -119,10 +120,11 @@ def test_two_batches_at_once_give_the_same_hypotheses(run):
         for length in ("test", "L6"):
             one = hypotheses(hyps_dir, name, f"greedy_b8_t1_{length}")
             assert len(one) == 40 and hypotheses(hyps_dir, name, f"greedy_b8_t1_w2_{length}") == one, name
-    if "transformer-lrn/fast-int8-eager" in report["bleu"]:  # the traced step (the default) = the eager one
-        for cell in ("greedy_b8_t1_test", "greedy_b8_t1_w2_L6"):
-            assert (hypotheses(hyps_dir, "transformer-lrn/fast-int8", cell)
-                    == hypotheses(hyps_dir, "transformer-lrn/fast-int8-eager", cell))
+    # the traced step (the default) = the eager one; the compiled selection (the default) = PyTorch's
+    for other in ("transformer-lrn/fast-int8-eager", "transformer-lrn/fast-int8-torch-select"):
+        if other in report["bleu"]:
+            for cell in ("greedy_b8_t1_test", "greedy_b8_t1_w2_L6"):
+                assert hypotheses(hyps_dir, "transformer-lrn/fast-int8", cell) == hypotheses(hyps_dir, other, cell)
 
 
 def test_forced_length_gives_every_hypothesis_that_many_tokens(run):
