@@ -19,7 +19,7 @@ setup(
     python_requires=">=3.8",
     packages=find_packages(include=["fairseq_lrn", "fairseq_lrn.*"]),
     # compiled on first use (fairseq_lrn/translate/candidates.py)
-    package_data={"fairseq_lrn.translate": ["native/*.cpp"]},
+    package_data={"fairseq_lrn.translate.native": ["*.cpp"]},
     install_requires=[
         "torch>=2.6",  # the safe checkpoint loader (fairseq_compat.checkpoint_loading) needs it
         # fairseq 0.12.2 cannot be imported on Python >= 3.11; fairseq-fixed is the same module, patched.

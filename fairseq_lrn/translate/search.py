@@ -47,7 +47,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from .candidates import Selector, select_candidates_reference
+from .candidates import select_candidates_reference, select_native as _select_native
 
 NEG_INF = -math.inf
 
@@ -102,28 +102,30 @@ def max_lengths(source_lengths: List[int], options: SearchOptions, max_decoder_p
 @torch.inference_mode()
 def beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: SearchOptions, *,
                 drop_finished: bool = True, vocabulary: Optional[Tensor] = None,
-                select: Selector = select_candidates_reference) -> Hypotheses:
+                native: bool = False) -> Hypotheses:
     """Translate one batch: ``src_tokens (B, S)`` (padded as the model expects), ``src_lengths
     (B,)`` (tokens with ``</s>``). ``runner``: a
     :class:`~fairseq_lrn.translate.model_runner.ModelRunner`. Returns the best hypothesis of each
     sentence (see the module docstring for the rules). ``drop_finished=False`` keeps every shape
     fixed until the whole batch is done (finished sentences masked, never dropped).
     ``vocabulary (K,)``: the sorted target ids the batch may produce (a shortlist, with ``</s>``;
-    the softmax is over them); None: all. ``select``: how a step's candidates are chosen from the
-    logits (:mod:`~fairseq_lrn.translate.candidates`: PyTorch's, or the compiled one)."""
+    the softmax is over them); None: all. ``native``: each step's candidate selection and
+    bookkeeping run compiled (:mod:`~fairseq_lrn.translate.native`; the caller loaded it), not as
+    PyTorch operations."""
+    kernels = (_select_native, _advance_native) if native else (select_candidates_reference, advance_reference)
     if vocabulary is None:
-        return _beam_search(runner, src_tokens, src_lengths, options, drop_finished, None, select)
+        return _beam_search(runner, src_tokens, src_lengths, options, drop_finished, None, *kernels)
     if not bool((vocabulary == runner.eos).any()):
         raise ValueError("the vocabulary of a restricted search must include </s>")
     runner.restrict_output(vocabulary)
     try:
-        return _beam_search(runner, src_tokens, src_lengths, options, drop_finished, vocabulary, select)
+        return _beam_search(runner, src_tokens, src_lengths, options, drop_finished, vocabulary, *kernels)
     finally:
         runner.restrict_output(None)
 
 
 def _beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: SearchOptions,
-                 drop_finished: bool, vocabulary: Optional[Tensor], select: Selector) -> Hypotheses:
+                 drop_finished: bool, vocabulary: Optional[Tensor], select, advance) -> Hypotheses:
     """:func:`beam_search`; with ``vocabulary``, the scores' columns are its ids (the runner's
     output already restricted) and the chosen columns are mapped back to target ids."""
     B = src_tokens.size(0)
@@ -157,7 +159,6 @@ def _beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Searc
     tokens = torch.full((B * beam, T + 2), runner.pad, dtype=torch.long, device=device)
     tokens[:, 0] = runner.eos  # fairseq starts every hypothesis with EOS
     scores = torch.zeros(B * beam, device=device)  # cumulative log-prob of each row
-    cand_offsets = torch.arange(cand_size, device=device)
 
     for step in range(T + 1):
         n = active.count
@@ -171,52 +172,16 @@ def _beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Searc
             logits, row_scores, n, min(cand_size, logits.numel() // n - 1), pad=pad, unk=unk,
             unkpen=options.unkpen, eos=eos, forbid_eos=step < options.min_len,
             only_eos=row_max.le(step) if step >= shortest else None)
-        cand_beams = torch.div(cand_flat, V, rounding_mode="trunc")
-        cand_indices = cand_flat.fmod(V)
-        cand_rows = cand_beams + active.row_offsets  # (n, cands)
-
-        eos_mask = cand_indices.eq(eos) & cand_scores.ne(NEG_INF)
-        eos_mask[:, :beam] &= ~cands_to_ignore
-        ending = eos_mask[:, :beam] & ~finished.unsqueeze(1)
-        if ending.any():
-            slot = fin_count.unsqueeze(1) + ending.long().cumsum(1) - 1
-            kept = ending & slot.lt(beam)
-            dest = torch.where(kept, slot, beam)
-            where = (active.ids.unsqueeze(1), dest)
-            fin_tokens[where + (slice(0, step),)] = tokens[cand_rows[:, :beam], 1: step + 1]
-            fin_lengths[where] = step
-            fin_scores[where] = cand_scores[:, :beam] / (step + 1) ** options.lenpen
-            fin_count += kept.sum(1)
-            finished |= ending.any(1) & fin_count.eq(beam)
-        if step >= shortest:
-            finished |= active.max_len.le(step)
-        done = int(finished.sum()) if step < T else n
+        done, keep, tokens, active_rows, scores, fin_count, cands_to_ignore, finished = advance(
+            cand_scores, cand_flat, tokens, active.ids, active.max_len, fin_tokens, fin_lengths, fin_scores,
+            fin_count, cands_to_ignore, finished, V, beam, eos, step, step == T, step >= shortest,
+            float(options.lenpen), drop_finished, vocabulary)
         if done == n:
             break
-        compact = drop_finished and done > 0
-        if compact:
-            keep = (~finished).nonzero().squeeze(1)
+        if keep.numel() < n:  # the finished sentences are dropped
             memory = runner.select_sentences(memory, keep)
             active = active.select(keep)
             shortest = int(active.max_len.min())
-            cand_rows, cand_scores, cand_indices, eos_mask, cands_to_ignore, fin_count = (
-                t.index_select(0, keep) for t in (cand_rows, cand_scores, cand_indices, eos_mask,
-                                                  cands_to_ignore, fin_count))
-            finished = finished.new_zeros(keep.numel())
-
-        # the `beam` best candidates that do not end here continue (fairseq's active_hypos)
-        eos_mask[:, :beam] |= cands_to_ignore
-        active_mask = eos_mask.long() * cand_size + cand_offsets[: eos_mask.size(1)]
-        new_cands_to_ignore, active_hypos = torch.topk(active_mask, k=beam, dim=1, largest=False)
-        cands_to_ignore = new_cands_to_ignore.ge(cand_size)
-        active_rows = torch.gather(cand_rows, 1, active_hypos).view(-1)  # rows before compaction
-        scores = torch.gather(cand_scores, 1, active_hypos).view(-1)
-        if compact:
-            tokens = tokens.index_select(0, active_rows)
-        else:
-            tokens[:, : step + 1] = tokens[active_rows, : step + 1]
-        chosen = torch.gather(cand_indices, 1, active_hypos).view(-1)
-        tokens[:, step + 1] = chosen if vocabulary is None else vocabulary[chosen]
         # the state's rows: one per sentence after the first step (a candidate's row // beam)
         state = runner.reorder(state, active_rows if step > 0 else active_rows // beam)
 
@@ -226,16 +191,80 @@ def _beam_search(runner, src_tokens: Tensor, src_lengths: Tensor, options: Searc
                       scores=fin_scores[rows, best])
 
 
+def advance_reference(cand_scores: Tensor, cand_index: Tensor, tokens: Tensor, ids: Tensor, max_len: Tensor,
+                      fin_tokens: Tensor, fin_lengths: Tensor, fin_scores: Tensor, fin_count: Tensor,
+                      cands_to_ignore: Tensor, finished: Tensor, V: int, beam: int, eos: int, step: int,
+                      last_step: bool, check_max_len: bool, lenpen: float, drop_finished: bool,
+                      vocabulary: Optional[Tensor]):
+    """The bookkeeping of a search step after its candidates are chosen, in PyTorch (the compiled
+    ``advance_search`` of ``native/search_step.cpp`` computes the same).
+
+    ``n`` sentences still searched (``ids (n,)``: their index in the batch, ``max_len (n,)``);
+    their candidates ``cand_scores``, ``cand_index (n, C)`` (``r * V + token``, ``r``: the row of
+    the sentence, whose rows are ``tokens[i * beam: (i + 1) * beam]``, ``(n * beam, T + 2)``);
+    ``fin_*``: the finished hypotheses of the whole batch (``(B, beam + 1, ...)``, written in
+    place), ``fin_count (n,)``, ``cands_to_ignore (n, beam)``, ``finished (n,)``.
+
+    Returns ``done`` (how many of the ``n`` are done; ``n`` ends the search) and, for the
+    sentences that go on (all of them, or the unfinished ones when ``drop_finished``):
+    ``keep (m,)`` (their index among the ``n``), ``tokens (m * beam, T + 2)`` with this step's
+    tokens, ``rows (m * beam,)`` (the row each new row continues), ``scores (m * beam,)``, and
+    their ``fin_count``, ``cands_to_ignore`` and ``finished``."""
+    n, C = cand_scores.shape
+    cand_rows = torch.div(cand_index, V, rounding_mode="trunc") + torch.arange(n, device=ids.device).unsqueeze(1) * beam
+    cand_indices = cand_index.fmod(V)
+    eos_mask = cand_indices.eq(eos) & cand_scores.ne(NEG_INF)
+    eos_mask[:, :beam] &= ~cands_to_ignore
+    ending = eos_mask[:, :beam] & ~finished.unsqueeze(1)
+    finished = finished.clone()
+    if ending.any():
+        slot = fin_count.unsqueeze(1) + ending.long().cumsum(1) - 1
+        kept = ending & slot.lt(beam)
+        dest = torch.where(kept, slot, beam)
+        where = (ids.unsqueeze(1), dest)
+        fin_tokens[where + (slice(0, step),)] = tokens[cand_rows[:, :beam], 1: step + 1]
+        fin_lengths[where] = step
+        fin_scores[where] = cand_scores[:, :beam] / (step + 1) ** lenpen
+        fin_count = fin_count + kept.sum(1)
+        finished |= ending.any(1) & fin_count.eq(beam)
+    if check_max_len:
+        finished |= max_len.le(step)
+    done = n if last_step else int(finished.sum())
+    if done == n:
+        return (done,) + (None,) * 7
+    keep = torch.arange(n, device=ids.device)
+    if drop_finished and done > 0:
+        keep = (~finished).nonzero().squeeze(1)
+        cand_rows, cand_scores, cand_indices, eos_mask, cands_to_ignore, fin_count = (
+            t.index_select(0, keep) for t in (cand_rows, cand_scores, cand_indices, eos_mask,
+                                              cands_to_ignore, fin_count))
+        finished = finished.new_zeros(keep.numel())
+
+    # the `beam` best candidates that do not end here go on (fairseq's active_hypos)
+    eos_mask[:, :beam] |= cands_to_ignore
+    active_mask = eos_mask.long() * C + torch.arange(C, device=ids.device)
+    new_cands_to_ignore, active_hypos = torch.topk(active_mask, k=beam, dim=1, largest=False)
+    rows = torch.gather(cand_rows, 1, active_hypos).view(-1)
+    scores = torch.gather(cand_scores, 1, active_hypos).view(-1)
+    tokens = tokens.index_select(0, rows)
+    chosen = torch.gather(cand_indices, 1, active_hypos).view(-1)
+    tokens[:, step + 1] = chosen if vocabulary is None else vocabulary[chosen]
+    return done, keep, tokens, rows, scores, fin_count, new_cands_to_ignore.ge(C), finished
+
+
+def _advance_native(*args):
+    """:func:`advance_reference`, compiled (``native/search_step.cpp``)."""
+    return torch.ops.fairseq_lrn.advance_search(*args)
+
+
 class _Active:
     """The sentences a search still decodes: ``ids (n,)`` (their index in the batch),
-    ``max_len (n,)``, and for their ``n * beam`` rows ``row_max (n * beam,)`` and the first row
-    of each sentence ``row_offsets (n, 1)``."""
+    ``max_len (n,)``, and for their ``n * beam`` rows ``row_max (n * beam,)``."""
 
     def __init__(self, ids: Tensor, max_len: Tensor, beam: int):
         self.ids, self.max_len, self.beam = ids, max_len, beam
         self.count = ids.numel()
         self.row_max = max_len.repeat_interleave(beam)
-        self.row_offsets = torch.arange(self.count, device=ids.device).unsqueeze(1) * beam
 
     def select(self, keep: Tensor) -> "_Active":
         return _Active(self.ids.index_select(0, keep), self.max_len.index_select(0, keep), self.beam)

@@ -26,9 +26,9 @@ from .quantize import DEFAULT_QUANTIZE
 #: (:mod:`~fairseq_lrn.translate.traced_step`), ``eager`` as Python; ``auto``: traced on the CPU
 #: where the model allows it (same translations: tested), eager otherwise.
 STEP_MODES = ("auto", "traced", "eager")
-#: The modes of ``--native``, the compiled candidate selection of the search
-#: (:mod:`~fairseq_lrn.translate.candidates`): ``yes`` (or an error where it cannot be built),
-#: ``no`` (PyTorch's operations), ``auto`` (compiled on the CPU where it builds).
+#: The modes of ``--native``, the compiled steps of the search (candidate selection and
+#: bookkeeping, :mod:`~fairseq_lrn.translate.native`): ``yes`` (or an error where they cannot be
+#: built), ``no`` (PyTorch's operations), ``auto`` (compiled on the CPU where they build).
 NATIVE_MODES = ("auto", "yes", "no")
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Translator:
                  workers: int = 1, step: str = "eager", native: str = "no"):
         from fairseq import utils
 
-        from .candidates import select_candidates_reference, selector_for
+        from .native import use_native
 
         from .workers import check_workers
 
@@ -98,9 +98,8 @@ class Translator:
         self.shortlist = shortlist  # a translate.shortlist.Shortlist, or None: the whole vocabulary
         self.workers = workers  # batches translated at once (one-thread worker processes when > 1)
         self.step = step  # the --step mode the runner runs (traced or eager)
-        # how each step's candidates are chosen (candidates.py: compiled, or PyTorch's)
-        self.select = selector_for(native, device)
-        self.native = "no" if self.select is select_candidates_reference else "yes"
+        # whether each search step's candidate selection and bookkeeping run compiled (native/)
+        self.native = "yes" if use_native(native, device) else "no"
         self.task = task
         self.device = device
         self.src_dict, self.tgt_dict = task.source_dictionary, task.target_dictionary
@@ -140,9 +139,9 @@ class Translator:
         ``workers``: batches translated at once, each in a one-thread worker process
         (:mod:`~fairseq_lrn.translate.workers`; ``threads`` must then be None or 1); ``step``:
         one of :data:`STEP_MODES` (the mode used is ``self.step``); ``native``: ``"auto"``,
-        ``"yes"`` or ``"no"``, the compiled candidate selection of each search step
-        (:mod:`~fairseq_lrn.translate.candidates`; built on first use with the system's C++
-        compiler; auto: on the CPU where it builds; the mode used is ``self.native``)."""
+        ``"yes"`` or ``"no"``, the compiled candidate selection and bookkeeping of each search step
+        (:mod:`~fairseq_lrn.translate.native`; built on first use with the system's C++
+        compiler; auto: on the CPU where they build; the mode used is ``self.native``)."""
         import torch
 
         from .loading import load_model
@@ -290,7 +289,7 @@ class Translator:
         src_lengths = torch.tensor([s.numel() for s in sources], device=self.device)
         vocabulary = None if self.shortlist is None else self.shortlist.vocabulary(src_tokens)
         hypotheses = beam_search(self.runner, src_tokens, src_lengths, options, vocabulary=vocabulary,
-                                 select=self.select)
+                                 native=self.native == "yes")
         token_lists = hypotheses.as_lists()
         strings = [self.decode_fn(self.tgt_dict.string(tokens, self.remove_bpe,
                                                        extra_symbols_to_ignore={self.tgt_dict.eos()}))

@@ -3,11 +3,11 @@
 //
 // PyTorch does it in five passes over (N, V) floats (log_softmax, the masks, the addition of the
 // scores, a top-k over (B, R * V)), and its CPU top-k sorts a partition of each row: about 5 ns per
-// score at beam 5 on this project's benchmark machine. Here each row is read twice (its maximum, then
-// its sum of exponentials, both vectorized by the compiler) and scanned once against the row's
-// current k-th best logit (16 at a time), which is rarely beaten; the few survivors of the R rows of a sentence are
-// then merged. See fairseq_lrn/translate/native_search.py for the semantics and the PyTorch
-// reference it is tested against.
+// score at beam 5 on this project's benchmark machine. Here each row is read twice, vectorized by
+// the compiler: the maximum of each block of 32 logits, then the sum of exponentials. The k-th
+// largest block maximum is a lower bound of the row's k-th best logit, so only the few blocks that
+// reach it are read a third time; the survivors of the R rows of a sentence are then merged. The semantics and the PyTorch reference it is tested against:
+// select_candidates_reference in fairseq_lrn/translate/candidates.py.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -195,7 +195,7 @@ std::tuple<at::Tensor, at::Tensor> select_candidates(
   return {cand_scores, cand_index};
 }
 
-TORCH_LIBRARY(fairseq_lrn, m) {
+TORCH_LIBRARY_FRAGMENT(fairseq_lrn, m) {
   m.def("select_candidates(Tensor logits, Tensor? scores, int sentences, int k, int pad, int unk, "
         "float unkpen, int eos, bool forbid_eos, Tensor? only_eos) -> (Tensor, Tensor)");
 }
