@@ -10,8 +10,8 @@ Systems (``MODEL/RUNTIME``; give each model's checkpoint with ``--system MODEL=C
   ``lrn-conditional`` (the authors' decoder, ``--decoder-style conditional``):
   ``fairseq-lrn-translate`` in fp32 and int8 (``fast-fp32``, ``fast-int8``), with ``--shortlist FILE``
   also int8 with that lexical shortlist (``fast-int8-shortlist``), int8 with the step not traced
-  (``fast-int8-eager``: what ``--step``'s trace gives), int8 with PyTorch's candidate selection
-  (``fast-int8-torch-select``: what ``--native``'s compiled selection gives), and ``fairseq-generate``.
+  (``fast-int8-eager``: what ``--step``'s trace gives), int8 with the search steps as PyTorch operations
+  (``fast-int8-torch-select``: what ``--native``'s compiled steps give), and ``fairseq-generate``.
 
 Cells: beam 5 and greedy x batch 1 and 32 x 1 and 2 threads (and 2 one-thread workers: two
 batches at once, CTranslate2's inter_threads, fairseq-lrn-translate --workers), on the test set (BLEU of each

@@ -7,7 +7,7 @@
 At these sizes (beam 5 over an 8,088-word vocabulary, a few to a few hundred rows) the PyTorch
 versions are dozens of small operations a step, each a few microseconds of dispatch, and PyTorch's
 CPU top-k costs about 4 ns per score; the compiled ones are one pass each (BENCHMARKS.md,
-2026-12-07: 1.15-1.25x the sentences per second at beam 5 and batch 32 for the selection alone).
+2026-12-07: 1.17-1.23x the sentences per second at beam 5 and batch 32, 1.29-1.44x at batch 1).
 
 They are built with the system's C++ compiler at the first use on a machine
 (``torch.utils.cpp_extension``, about 20 s; cached in ``TORCH_EXTENSIONS_DIR``, by default

@@ -101,7 +101,6 @@ advance_search(const at::Tensor& cand_scores, const at::Tensor& cand_index, cons
   bool* new_done_p = new_done.data_ptr<bool>();
   TORCH_CHECK(!vocabulary.has_value() || vocabulary->is_contiguous(), "the vocabulary must be contiguous");
   const int64_t* vocab = vocabulary.has_value() ? vocabulary->data_ptr<int64_t>() : nullptr;
-  std::vector<int64_t> order(C);
   for (int64_t k = 0; k < m; ++k) {
     const int64_t i = keep[k];
     keep_p[k] = i;
