@@ -88,7 +88,6 @@ class Translator:
         from fairseq import utils
 
         from .native import use_native
-
         from .workers import check_workers
 
         check_workers(workers, device)
