@@ -69,7 +69,7 @@ inline float max_of(const float* x, int64_t begin, int64_t end) {
 // `top`: scratch space.
 void row_candidates(const float* x, int64_t V, int64_t k, float score, int64_t row_in_sentence,
                     int64_t pad, int64_t unk, float unkpen, int64_t eos, bool forbid_eos,
-                    bool only_eos, std::vector<float>& blocks, std::vector<std::pair<float, int64_t>>& top,
+                    bool only_eos, std::vector<float>& blocks, std::vector<Candidate>& top,
                     std::vector<Candidate>& out) {
   // the maximum of each block of 32 logits, and of the row
   const int64_t n_blocks = (V + kBlock - 1) / kBlock;
@@ -123,13 +123,12 @@ void row_candidates(const float* x, int64_t V, int64_t k, float score, int64_t r
     for (int64_t i = 0; i < n_blocks; ++i) {
       if (!(blocks[i] >= bound)) continue;
       for (int64_t t = i * kBlock; t < std::min(V, (i + 1) * kBlock); ++t)
-        if (x[t] >= bound && !special(t)) top.push_back({x[t], t});
+        if (x[t] >= bound && !special(t)) top.push_back({x[t], t});  // (logit, token)
     }
     const int64_t n_top = std::min<int64_t>(kk, top.size());
-    std::partial_sort(top.begin(), top.begin() + n_top, top.end(),
-                      [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+    std::partial_sort(top.begin(), top.begin() + n_top, top.end(), better);  // by logit, then token
     for (int64_t j = 0; j < n_top; ++j)
-      out.push_back({log_prob(top[j].second) + score, row_in_sentence * V + top[j].second});
+      out.push_back({log_prob(top[j].index) + score, row_in_sentence * V + top[j].index});
   }
   // the special columns, with fairseq's masks and the unknown-word penalty (-1: not in the vocabulary)
   const int64_t specials[3] = {pad, unk, eos};
@@ -176,7 +175,7 @@ std::tuple<at::Tensor, at::Tensor> select_candidates(
 
   at::parallel_for(0, sentences, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> blocks;
-    std::vector<std::pair<float, int64_t>> top;
+    std::vector<Candidate> top;
     std::vector<Candidate> merged;
     for (int64_t b = begin; b < end; ++b) {
       merged.clear();
