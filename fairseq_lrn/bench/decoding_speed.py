@@ -46,14 +46,15 @@ RUNTIMES = {
     "fast-int8-eager": Runtime("fairseq-lrn-translate --quantize int8 --step eager (the step not traced)", "fast",
                                "int8", step="eager"),
     "fast-int8-torch-select": Runtime("fairseq-lrn-translate --quantize int8 --native no (the search steps' "
-                                      "candidate selection and bookkeeping as PyTorch operations, not compiled)",
+                                      "candidate selection and bookkeeping and the int8 products as PyTorch "
+                                      "operations, not compiled)",
                                       "fast", "int8", native="no"),
 }
 CT2 = ("ct2-int8", "ct2-float32")
 FAST = ("fast-fp32", "fast-int8")  # the modes that keep the translations' quality (fast-best)
 SHORTLISTED = ("fast-int8-shortlist",)  # may change translations: BLEU in the report, not in fast-best
 EAGER = ("fast-int8-eager",)  # the same translations as fast-int8: how much the traced step gives
-TORCH_SELECT = ("fast-int8-torch-select",)  # fast-int8's translations: how much the compiled search steps give
+TORCH_SELECT = ("fast-int8-torch-select",)  # fast-int8's translations: how much the compiled parts give
 TRANSFORMER_RUNTIMES = CT2 + ("fairseq-generate",)
 LRN_RUNTIMES = FAST + SHORTLISTED + EAGER + TORCH_SELECT + ("fairseq-generate",)
 # model -> (what the checkpoint is, the runtimes that decode it, the transformer it is compared with)

@@ -96,9 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "the CPU unless the decoder has positional embeddings (default: auto)")
     speed.add_argument("--native", choices=NATIVE_MODES, default="auto",
                        help="yes: run each search step's candidate selection (log-softmax, masks and top-k in one "
-                            "pass over the logits) and bookkeeping as compiled C++ (built with the system's compiler "
-                            "at the first run, then cached); the same translations up to float rounding; no: as "
-                            "PyTorch operations; auto: compiled on the CPU where it builds (default: auto)")
+                            "pass over the logits) and bookkeeping, and int8 mode's linear layers, as compiled C++ "
+                            "(built with the system's compiler at the first run, then cached); the same translations "
+                            "up to float rounding; no: as PyTorch operations; auto: compiled on the CPU where it "
+                            "builds (default: auto)")
     speed.add_argument("--shortlist", metavar="FILE",
                        help="a lexical shortlist (scripts/build_shortlist.py): each batch's output layer scores "
                             "only the target words its source words list (plus the frequent ones); faster, "

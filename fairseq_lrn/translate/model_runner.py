@@ -19,7 +19,6 @@ A :class:`ModelRunner` wraps a trained fairseq model (its modules and weights, n
 The step computes what the model's own incremental ``forward`` computes, with the model's modules.
 """
 
-import warnings
 from typing import Callable, Optional, Tuple
 
 import torch
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
+from .int8_linear import Int8Linear
 
 State = Tuple[Tensor, ...]
 
@@ -93,7 +93,7 @@ class ModelRunner(nn.Module):
         """Make :meth:`step` score the target ids ``vocabulary (K,)`` only (a shortlist,
         :mod:`~fairseq_lrn.translate.shortlist`; the softmax is over them), or the whole
         vocabulary again (None). The rows are taken from the projection's float weights; when the
-        projection is int8, they are quantized to int8 with one scale per row."""
+        projection is int8, they are quantized as it is (:class:`~fairseq_lrn.translate.int8_linear.Int8Linear`)."""
         if vocabulary is None:
             self._restricted = None
             return
@@ -101,15 +101,11 @@ class ModelRunner(nn.Module):
         index = vocabulary.to(weight.device)
         rows = weight.index_select(0, index)
         bias = None if bias is None else bias.index_select(0, index)
-        if not _is_int8(self.output_layer()):
+        output = self.output_layer()
+        if not isinstance(output, Int8Linear):
             self._restricted = lambda features: F.linear(features, rows, bias)
             return
-        scales = (rows.abs().amax(1) / 127).clamp_min(1e-12).double()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"torch\.quantize_per_.* are deprecated", category=UserWarning)
-            qrows = torch.quantize_per_channel(rows.float(), scales, torch.zeros_like(index), 0, torch.qint8)
-            packed = torch.ops.quantized.linear_prepack(qrows, None if bias is None else bias.float())
-        self._restricted = lambda features: torch.ops.quantized.linear_dynamic(features, packed, True)
+        self._restricted = Int8Linear(rows, bias, output.compiled)
 
     def reorder(self, state: State, order: Tensor) -> State:
         """Select rows ``order (N,)`` of every per-row state tensor (dimension 0)."""
@@ -147,11 +143,6 @@ class ModelRunner(nn.Module):
         """:meth:`step` up to the output layer: the decoder's output features ``(N, out_dim)``
         and the new state. Reads only the last column of ``tokens`` when :attr:`traceable`."""
         raise NotImplementedError
-
-
-def _is_int8(module: nn.Module) -> bool:
-    """Whether ``module`` is a dynamically quantized (int8) Linear (int8 mode's replacement)."""
-    return type(module).__module__.startswith("torch.ao.nn.quantized")
 
 
 def linear_sharing(weight: nn.Parameter) -> nn.Linear:

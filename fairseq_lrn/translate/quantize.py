@@ -1,8 +1,9 @@
-"""``--quantize``: int8 weights for the linear layers (PyTorch dynamic quantization).
+"""``--quantize``: int8 weights for the linear layers.
 
-``int8`` replaces ``nn.Linear`` layers by ``torch.ao.nn.quantized.dynamic.Linear``: the weights
-are stored as int8 (one scale per output row), the activations are quantized on the fly per call,
-and the product runs in int8 with int32 accumulation (fbgemm / oneDNN on x86). It covers the
+``int8`` replaces ``nn.Linear`` layers by :class:`~fairseq_lrn.translate.int8_linear.Int8Linear`:
+the weights are stored as int8 (one scale per output feature), each input row is quantized to 7
+bits on the fly (its own scale and zero point), and the products are summed exactly in integers
+(the compiled kernel, or the same numbers with PyTorch operations; see that module). It covers the
 decoder's layers (LRN projections, attention, feed-forward, output layers), the encoder's
 feed-forward and LRN layers, and the output projection over the vocabulary, the largest matrix
 of a step. A tied output projection (the decoder's embedding matrix) is quantized as a copy, so
@@ -12,22 +13,17 @@ Not quantized: embeddings, layer norms, the recurrences (elementwise), and the s
 projections of fairseq's Transformer encoder (its fast path reads their float weights directly;
 the encoder runs once per batch).
 
-PyTorch >= 2.13 marks the quantized tensor types this uses as deprecated (``torch.ao``
-quantization's successor is the separate ``torchao`` package); its warning at quantization time
-is silenced here, and int8 stops working in the PyTorch release that removes them.
-
 Quantization changes the numbers, so the translations can differ from fp32 ones. The default,
 ``auto``, is int8 on the CPU for the model families whose int8 translations were measured within
-0.3 BLEU of fp32 on real text (:data:`INT8_MEASURED`; BENCHMARKS.md, 2026-12-06, gettext En-Fr:
-``transformer_lrn`` 3+3 and 6+2, beam 5 and greedy, int8 +0.02 to +0.08 BLEU; ``lrn`` 2+2, beam 5,
--0.24 with the default decoder and -0.04 with the authors' conditional one), and ``none`` on CUDA.
+0.3 BLEU of fp32 on real text (:data:`INT8_MEASURED`; BENCHMARKS.md, 2026-12-07, gettext En-Fr),
+and ``none`` on CUDA.
 """
 
-import warnings
 from typing import Set
 
-import torch
 from torch import nn
+
+from .int8_linear import Int8Linear
 
 from .lrn_runner import LRNRunner
 from .transformer_lrn_runner import TransformerLRNRunner
@@ -56,19 +52,18 @@ def quantizable_linears(runner: nn.Module) -> Set[str]:
             if type(module) is nn.Linear and ".self_attn." not in f".{name}."}
 
 
-def quantize_runner(runner: nn.Module, mode: str) -> nn.Module:
+def quantize_runner(runner: nn.Module, mode: str, *, compiled: bool) -> nn.Module:
     """Apply ``mode`` (``none`` or ``int8``; ``auto`` is resolved by :func:`resolve_mode` first)
-    to a model runner in place; returns it."""
+    to a model runner in place; returns it. ``compiled``: int8 layers run the compiled kernel (the
+    C++ operators must be loaded), else PyTorch operations computing the same numbers."""
     if mode not in QUANTIZE_MODES or mode == "auto":
         raise ValueError(f"--quantize must be none or int8 here, got {mode!r} (resolve_mode() resolves auto)")
     if mode == "none":
         return runner
     if next(runner.parameters()).device.type != "cpu":
-        raise ValueError("--quantize int8 runs on the CPU (PyTorch's dynamic quantization); "
-                         "use --quantize none with --device cuda")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor.* are deprecated",
-                                category=UserWarning)
-        torch.ao.quantization.quantize_dynamic(runner, quantizable_linears(runner), dtype=torch.qint8,
-                                               inplace=True)
+        raise ValueError("--quantize int8 runs on the CPU; use --quantize none with --device cuda")
+    for name in quantizable_linears(runner):
+        parent_name, _, child = name.rpartition(".")
+        parent = runner.get_submodule(parent_name) if parent_name else runner
+        setattr(parent, child, Int8Linear.from_linear(getattr(parent, child), compiled))
     return runner

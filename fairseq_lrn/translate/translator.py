@@ -27,8 +27,8 @@ from .quantize import DEFAULT_QUANTIZE
 #: where the model allows it (same translations: tested), eager otherwise.
 STEP_MODES = ("auto", "traced", "eager")
 #: The modes of ``--native``, the compiled steps of the search (candidate selection and
-#: bookkeeping, :mod:`~fairseq_lrn.translate.native`): ``yes`` (or an error where they cannot be
-#: built), ``no`` (PyTorch's operations), ``auto`` (compiled on the CPU where they build).
+#: bookkeeping) and int8 kernel (:mod:`~fairseq_lrn.translate.native`): ``yes`` (or an error where
+#: they cannot be built), ``no`` (PyTorch's operations), ``auto`` (compiled on the CPU where they build).
 NATIVE_MODES = ("auto", "yes", "no")
 
 logger = logging.getLogger(__name__)
@@ -145,6 +145,7 @@ class Translator:
 
         from .loading import load_model
         from .model_runner import runner_for
+        from .native import use_native
         from .quantize import quantize_runner, resolve_mode
         from .text_codecs import build_codecs
         from .workers import check_workers
@@ -163,7 +164,8 @@ class Translator:
                                  max_source_positions=max_source_positions)
         runner = runner_for(model)
         mode = resolve_mode(quantize, runner, device)
-        quantize_runner(runner, mode)
+        native = "yes" if use_native(native, device) else "no"
+        quantize_runner(runner, mode, compiled=native == "yes")
         runner.to(device)
         encode_fn, decode_fn = build_codecs(tokenizer=tokenizer, bpe=bpe, bpe_codes=bpe_codes,
                                             sentencepiece_model=sentencepiece_model,

@@ -199,30 +199,35 @@ def test_batches_are_sorted_by_length_and_bounded():
 
 def test_int8_runs_and_mostly_agrees_with_fp32(trained, translators):
     """int8 changes the numbers; on the toy task at least 90% of the 40 test translations stay
-    identical to fp32 (a bound for this toy, not a BLEU measurement)."""
-    from torch.ao.nn.quantized.dynamic import Linear as QuantizedLinear
+    identical to fp32 (a bound for this toy, not a BLEU measurement); the PyTorch version of the int8
+    product (``--native no``) gives the compiled kernel's translations."""
+    from fairseq_lrn.translate.int8_linear import Int8Linear
 
     _, data_bin, checkpoint = trained
     sources, _ = fairseq_generate(data_bin, checkpoint, os.path.join(trained[0], "gen_int8"), "--beam", "1")
     fp32 = translators(data_bin, checkpoint).translate(sources, beam=5)
     int8_translator = translators(data_bin, checkpoint, quantize="int8")
     int8 = int8_translator.translate(sources, beam=5)
-    quantized = [name for name, m in int8_translator.runner.named_modules() if isinstance(m, QuantizedLinear)]
+    quantized = {name: m for name, m in int8_translator.runner.named_modules() if isinstance(m, Int8Linear)}
     assert "tied_output" in quantized or "model.decoder.output_projection" in quantized
     assert any(name.startswith("model.decoder.blocks") for name in quantized)
+    assert all(m.compiled for m in quantized.values())
     agree = sum(a == b for a, b in zip(fp32, int8)) / len(fp32)
     assert agree >= 0.9, agree
+    pytorch_int8 = translators(data_bin, checkpoint, quantize="int8", native="no")
+    assert not any(m.compiled for m in pytorch_int8.runner.modules() if isinstance(m, Int8Linear))
+    assert pytorch_int8.translate(sources, beam=5) == int8
 
 
 def test_default_quantize_is_int8_only_where_its_bleu_was_measured(trained, trained_transformer_lrn):
     """--quantize auto (the default): int8 on the CPU for transformer_lrn and lrn (measured within
     0.3 BLEU of fp32 on real text), fp32 for a runner not measured and on CUDA; bad modes are refused."""
-    from torch.ao.nn.quantized.dynamic import Linear as QuantizedLinear
+    from fairseq_lrn.translate.int8_linear import Int8Linear
 
     from fairseq_lrn.translate.quantize import resolve_mode
 
     def quantized_layers(translator):
-        return sum(isinstance(m, QuantizedLinear) for m in translator.runner.modules())
+        return sum(isinstance(m, Int8Linear) for m in translator.runner.modules())
 
     tlrn = Translator.from_checkpoint(trained_transformer_lrn[1], trained_transformer_lrn[0])
     assert tlrn.quantize == "int8" and quantized_layers(tlrn) > 0

@@ -1,8 +1,10 @@
-"""The compiled parts of the beam search: ``candidates.cpp`` (a step's candidates from the logits:
-:func:`~fairseq_lrn.translate.candidates.select_candidates_reference`'s computation) and
-``search_step.cpp`` (the bookkeeping after it:
-:func:`~fairseq_lrn.translate.search.advance_reference`'s), registered as
-``torch.ops.fairseq_lrn.select_candidates`` and ``torch.ops.fairseq_lrn.advance_search``.
+"""The compiled parts of the search and of int8 mode: ``candidates.cpp`` (a step's candidates from the
+logits: :func:`~fairseq_lrn.translate.candidates.select_candidates_reference`'s computation),
+``search_step.cpp`` (the bookkeeping after it: :func:`~fairseq_lrn.translate.search.advance_reference`'s)
+and ``int8_linear.cpp`` (int8 mode's linear layers:
+:func:`~fairseq_lrn.translate.int8_linear.int8_linear_reference`'s), registered as
+``torch.ops.fairseq_lrn.select_candidates``, ``torch.ops.fairseq_lrn.advance_search`` and
+``torch.ops.fairseq_lrn.int8_linear``.
 
 At these sizes (beam 5 over an 8,088-word vocabulary, a few to a few hundred rows) the PyTorch
 versions are dozens of small operations a step, each a few microseconds of dispatch, and PyTorch's
@@ -22,10 +24,11 @@ from typing import Optional
 logger = logging.getLogger(__name__)
 
 SOURCES = [os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
-           for name in ("candidates.cpp", "search_step.cpp")]
+           for name in ("candidates.cpp", "search_step.cpp", "int8_linear.cpp")]
 # -fno-trapping-math lets the compiler vectorize the exponentials (4x here); no -ffast-math: the
-# logits may be -inf
-CFLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"]
+# logits may be -inf; -ffp-contract=off: no fused multiply-adds the PyTorch references do not do
+# (int8_linear's outputs then equal its reference's bit for bit)
+CFLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
 
 _state = {"loaded": None, "error": ""}  # loaded: None until the first try in this process
 
@@ -38,13 +41,13 @@ def native_available() -> Optional[str]:
             import torch
             from torch.utils.cpp_extension import load
 
-            logger.info("loading the compiled beam-search steps (built by the C++ compiler on first use, ~20 s)")
-            name = f"fairseq_lrn_search_v1_{torch.backends.cpu.get_cpu_capability().lower()}"
+            logger.info("loading the compiled search steps and int8 kernel (built by the C++ compiler on first use, ~30 s)")
+            name = f"fairseq_lrn_search_v2_{torch.backends.cpu.get_cpu_capability().lower()}"
             load(name=name, sources=SOURCES, is_python_module=False, extra_cflags=CFLAGS)
             _state["loaded"] = True
         except Exception as error:  # a missing compiler surfaces as several exception types
             _state["loaded"], _state["error"] = False, f"{type(error).__name__}: {error}"
-            logger.warning("the compiled beam-search steps could not be built; using PyTorch's "
+            logger.warning("the compiled search steps and int8 kernel could not be built; using PyTorch's "
                            "operations (slower: BENCHMARKS.md): %s", _state["error"])
     return None if _state["loaded"] else _state["error"]
 
@@ -59,5 +62,5 @@ def use_native(mode: str, device) -> bool:
         raise ValueError("--native yes runs on the CPU only")
     why_not = native_available()
     if why_not is not None and mode == "yes":
-        raise ValueError(f"--native yes: the compiled beam-search steps could not be built ({why_not})")
+        raise ValueError(f"--native yes: the compiled search steps and int8 kernel could not be built ({why_not})")
     return why_not is None

@@ -1,0 +1,116 @@
+"""int8 mode's linear layer: int8 weights, each row of the input quantized to 7 bits on the fly.
+
+:class:`Int8Linear` computes ``y = x W^T + b`` with
+
+* ``W`` stored as int8, symmetric, one scale per output feature: ``W ~ w_scale[j] * Wq[j]``,
+  ``Wq`` in -127..127;
+* each input row quantized with its own range (0 included): ``s = (max(x, 0) - min(x, 0)) / 127``,
+  ``z = round(-min(x, 0) / s)``, ``q = clamp(round(x / s) + z, 0, 127)``, so ``x ~ s * (q - z)``;
+* ``y = s * w_scale * (q . Wq - z * sum(Wq)) + b``, the dot products exact in integers.
+
+That is PyTorch's dynamic quantization (fbgemm with ``reduce_range``: 7-bit activations) with
+finer scales (per output feature rather than per tensor for the weights, per row rather than per
+batch for the inputs). The compiled kernel (``native/int8_linear.cpp``,
+``torch.ops.fairseq_lrn.int8_linear``) is one pass over the weights: at the few rows of a
+decoder step (5 rows, 256 x 768) it costs ~10-30 us a call where fbgemm's costs 40-55 us, and
+it is level with fbgemm at 160 rows (``BENCHMARKS.md``, 2026-12-07). Without the compiled operators
+(``--native no``, or no C++ compiler), :func:`int8_linear_reference` computes the same numbers with
+PyTorch operations (the integer sums in float32 matrix products: exact up to 1,040 input features,
+else in float64).
+"""
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+#: The weights are padded (with zeros) to a multiple of ``DEPTH_ALIGN`` input features and of
+#: ``COLUMN_ALIGN`` output features, and stored packed for the compiled kernel: ``(groups, quads,
+#: COLUMN_ALIGN, DEPTH_ALIGN)``, 8 output features by 4 input features per 32 bytes.
+DEPTH_ALIGN, COLUMN_ALIGN = 4, 8
+#: Input features up to which float32 sums of the integer products are exact (127 * 127 * K < 2**24).
+_EXACT_FLOAT32_DEPTH = 2 ** 24 // (127 * 127)
+
+
+def quantize_weight(weight: Tensor):
+    """``weight (N, K)`` float -> ``(packed int8 (Np / 8, Kp / 4, 8, 4), w_scale (Np,) float32,
+    w_sum (Np,) int32)``: symmetric per output feature, zero padded to ``Np`` / ``Kp`` features
+    (multiples of ``COLUMN_ALIGN`` / ``DEPTH_ALIGN``), packed (:data:`COLUMN_ALIGN`); an all-zero
+    row gets scale 1. :func:`unpack_weight` undoes the packing."""
+    N, K = weight.shape
+    weight = weight.detach().float()
+    scale = weight.abs().amax(1) / 127
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    rows, depth = -(-N // COLUMN_ALIGN) * COLUMN_ALIGN, -(-K // DEPTH_ALIGN) * DEPTH_ALIGN
+    quantized = torch.zeros(rows, depth, dtype=torch.int8, device=weight.device)
+    quantized[:N, :K] = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    padded_scale = torch.ones(rows, device=weight.device)
+    padded_scale[:N] = scale
+    packed = quantized.view(rows // COLUMN_ALIGN, COLUMN_ALIGN, depth // DEPTH_ALIGN, DEPTH_ALIGN)
+    return packed.transpose(1, 2).contiguous(), padded_scale, quantized.sum(1, dtype=torch.int32)
+
+
+def unpack_weight(packed: Tensor) -> Tensor:
+    """:func:`quantize_weight`'s packed weights -> ``(Np, Kp)`` int8."""
+    groups, quads, columns, depth = packed.shape
+    return packed.transpose(1, 2).reshape(groups * columns, quads * depth)
+
+
+def quantize_rows(x: Tensor):
+    """Each row of ``x (M, K)`` quantized as the module docstring says: ``(q (M, K) float with
+    integer values in 0..127, scale (M, 1), zero_point (M, 1))``; an all-zero row gets scale 0."""
+    lo, hi = x.amin(-1, keepdim=True).clamp_max(0), x.amax(-1, keepdim=True).clamp_min(0)
+    span = hi - lo
+    inverse = torch.full_like(span, 127.0) / span  # not 127 / span: PyTorch computes that as 127 * (1 / span)
+    inverse = torch.where(span > 0, inverse, torch.zeros_like(inverse))
+    zero_point = torch.round(-lo * inverse)
+    q = (torch.round(x * inverse) + zero_point).clamp(0, 127)
+    return q, span / 127, zero_point
+
+
+def int8_linear_reference(x: Tensor, weight: Tensor, weight_scale: Tensor, weight_sum: Tensor,
+                          bias: Optional[Tensor], out_features: int) -> Tensor:
+    """What ``torch.ops.fairseq_lrn.int8_linear`` computes, with PyTorch operations: ``x (..., K)``
+    float32, the weights as :func:`quantize_weight` returns them -> ``(..., out_features)``. A row
+    with an inf or a NaN gives NaN outputs."""
+    K, N = x.size(-1), out_features
+    rows = x.reshape(-1, K).float()
+    q, scale, zero_point = quantize_rows(rows)
+    dtype = torch.float32 if K <= _EXACT_FLOAT32_DEPTH else torch.float64
+    exact = q.to(dtype) @ unpack_weight(weight)[:N, :K].to(dtype).T - zero_point.to(dtype) * weight_sum[:N].to(dtype)
+    y = exact.float() * (scale * weight_scale[:N])
+    if bias is not None:
+        y = y + bias
+    finite = torch.isfinite(rows).all(-1, keepdim=True)
+    y = torch.where(finite, y, torch.full_like(y, float("nan")))
+    return y.reshape(*x.shape[:-1], N)
+
+
+class Int8Linear(nn.Module):
+    """A ``nn.Linear``'s product in int8 (the module docstring); ``compiled``: through the compiled
+    kernel (the C++ operators must be loaded: :func:`~fairseq_lrn.translate.native.native_available`),
+    else :func:`int8_linear_reference`."""
+
+    def __init__(self, weight: Tensor, bias: Optional[Tensor], compiled: bool):
+        super().__init__()
+        self.out_features, self.in_features = weight.shape
+        quantized, scale, weight_sum = quantize_weight(weight)
+        self.register_buffer("weight_int8", quantized)
+        self.register_buffer("weight_scale", scale)
+        self.register_buffer("weight_sum", weight_sum)
+        self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
+        self.compiled = compiled
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, compiled: bool) -> "Int8Linear":
+        return cls(linear.weight, linear.bias, compiled)
+
+    def forward(self, x: Tensor) -> Tensor:
+        args = (x, self.weight_int8, self.weight_scale, self.weight_sum, self.bias, self.out_features)
+        if self.compiled:
+            return torch.ops.fairseq_lrn.int8_linear(*args)
+        return int8_linear_reference(*args)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}, compiled={self.compiled}")

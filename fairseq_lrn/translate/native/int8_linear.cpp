@@ -1,0 +1,256 @@
+// An int8 linear layer for the few rows of a decoder step: y = x W^T + b with W stored as int8
+// (one scale per output feature, symmetric, -127..127) and each row of x quantized on the fly to
+// 7 bits with its own range: q = round(x / s) + z in 0..127, s = (max(x, 0) - min(x, 0)) / 127,
+// z = round(-min(x, 0) / s) (as fbgemm's activations with reduce_range, but per row rather than
+// per tensor). The products are summed exactly in int32: y = s * w_scale * (sum q w - z sum w) + b.
+// A row with an inf or a NaN gives NaN outputs, as a float product would.
+//
+// The weights are packed as fbgemm packs them for AVX2: for each group of 8 output features and
+// each quad of 4 input features, 32 bytes (feature-major: byte 4 c + i is W[8 g + c][4 t + i]), so
+// that one 4-byte broadcast of a row's q against one 32-byte load gives 8 outputs' partial sums
+// in the 8 int32 lanes of a register, with no horizontal sums at the end. maddubs multiplies the
+// unsigned q by the signed w and adds pairs into 16 bits (7-bit q: at most 2 * 127 * 127, never
+// saturated), then madd with ones adds pairs into the int32 lanes. Tiles of 6 rows x 16 outputs
+// (12 accumulators) run over a block of the weights small enough to stay in cache while every row
+// reads it. Without AVX2 a plain loop computes the same integers.
+//
+// The semantics and the PyTorch reference it is tested against: int8_linear_reference in
+// fairseq_lrn/translate/int8_linear.py.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
+namespace {
+
+constexpr int64_t kDepthAlign = 4;     // the input features are padded to quads
+constexpr int64_t kColumnAlign = 8;    // the output features are padded to groups of 8 (one register)
+constexpr int64_t kBlockBytes = 16384; // the packed weights read by every row before the next block
+
+// Row `x[0:K]` quantized to q[0:Kp] (7 bits, zero padded, see the top); returns its scale and
+// zero point. An all-zero row: scale 0. A row with an inf or a NaN: scale NaN.
+struct RowQuantization {
+  float scale;
+  int32_t zero_point;
+};
+
+RowQuantization quantize_row(const float* x, int64_t K, int64_t Kp, uint8_t* q) {
+  float lo = 0.0f, hi = 0.0f, poison = 0.0f;  // poison: NaN if x has an inf or a NaN
+  int64_t k = 0;
+#ifdef __AVX2__
+  __m256 lo8 = _mm256_setzero_ps(), hi8 = _mm256_setzero_ps(), poison8 = _mm256_setzero_ps();
+  const __m256 zero8 = _mm256_setzero_ps();
+  for (; k + 8 <= K; k += 8) {
+    const __m256 v = _mm256_loadu_ps(x + k);
+    lo8 = _mm256_min_ps(lo8, v);
+    hi8 = _mm256_max_ps(hi8, v);
+    poison8 = _mm256_add_ps(poison8, _mm256_mul_ps(v, zero8));
+  }
+  float lanes[3][8];
+  _mm256_storeu_ps(lanes[0], lo8);
+  _mm256_storeu_ps(lanes[1], hi8);
+  _mm256_storeu_ps(lanes[2], poison8);
+  for (int i = 0; i < 8; ++i) {
+    lo = std::min(lo, lanes[0][i]);
+    hi = std::max(hi, lanes[1][i]);
+    poison += lanes[2][i];
+  }
+#endif
+  for (; k < K; ++k) {
+    lo = std::min(lo, x[k]);
+    hi = std::max(hi, x[k]);
+    poison += x[k] * 0.0f;
+  }
+  std::fill(q + K, q + Kp, uint8_t{0});
+  if (!(hi - lo > 0.0f) || poison != 0.0f) {
+    std::fill(q, q + K, uint8_t{0});
+    return {poison != 0.0f ? std::numeric_limits<float>::quiet_NaN() : 0.0f, 0};
+  }
+  const float inverse = 127.0f / (hi - lo);
+  const float zero_point = std::nearbyint(-lo * inverse);
+  k = 0;
+#ifdef __AVX2__
+  const __m256 inverse8 = _mm256_set1_ps(inverse), zero_point8 = _mm256_set1_ps(zero_point);
+  const __m256 top8 = _mm256_set1_ps(127.0f);
+  for (; k + 32 <= K; k += 32) {
+    __m256i quarters[4];
+    for (int i = 0; i < 4; ++i) {
+      __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + k + 8 * i), inverse8),
+                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      v = _mm256_min_ps(top8, _mm256_max_ps(zero8, _mm256_add_ps(v, zero_point8)));
+      quarters[i] = _mm256_cvtps_epi32(v);
+    }
+    // packs work within 128-bit halves: the permute puts the 32 bytes back in order
+    const __m256i words = _mm256_packs_epi32(quarters[0], quarters[1]);
+    const __m256i words2 = _mm256_packs_epi32(quarters[2], quarters[3]);
+    const __m256i bytes = _mm256_packus_epi16(words, words2);
+    const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + k), ordered);
+  }
+#endif
+  for (; k < K; ++k) {
+    const float v = std::nearbyint(x[k] * inverse) + zero_point;
+    q[k] = static_cast<uint8_t>(std::min(127.0f, std::max(0.0f, v)));
+  }
+  return {(hi - lo) / 127.0f, static_cast<int32_t>(zero_point)};
+}
+
+struct Problem {
+  const uint8_t* q;              // (M, Kp) the rows quantized
+  const RowQuantization* rows;   // (M) their scales and zero points
+  const int8_t* w;               // (Np / 8, Kp / 4, 8, 4) packed
+  const int32_t* w_sum;          // (Np) sum of each output feature's weights
+  const float* w_scale;          // (Np)
+  const float* bias;             // (N) or null
+  int64_t Kp, N;
+  float* y;                      // (M, N)
+};
+
+// Output features [8 g, 8 (g + V)) of rows [m, m + R): the int32 dot products, then
+// y = (acc - zero point * w_sum) * (row scale * feature scale) + bias. Writes only features < N.
+template <int R, int V>
+inline void tile(const Problem& p, int64_t m, int64_t g) {
+  const int64_t quads = p.Kp / kDepthAlign;
+  int32_t sums[R][V][kColumnAlign];
+#ifdef __AVX2__
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc[R][V];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm256_setzero_si256();
+  const int8_t* wg = p.w + g * quads * 32;
+  const uint8_t* qm = p.q + m * p.Kp;
+  for (int64_t t = 0; t < quads; ++t) {
+    __m256i wv[V];
+    for (int v = 0; v < V; ++v)
+      wv[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + (v * quads + t) * 32));
+    for (int r = 0; r < R; ++r) {
+      // the row's 4 bytes at t in every lane (a broadcast load: one instruction)
+      const __m256i xb = _mm256_castps_si256(
+          _mm256_broadcast_ss(reinterpret_cast<const float*>(qm + r * p.Kp + t * kDepthAlign)));
+      for (int v = 0; v < V; ++v)
+        acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(_mm256_maddubs_epi16(xb, wv[v]), ones));
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums[r][v]), acc[r][v]);
+#else
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v)
+      for (int c = 0; c < kColumnAlign; ++c) {
+        const int8_t* wc = p.w + (g + v) * quads * 32 + c * kDepthAlign;
+        const uint8_t* qr = p.q + (m + r) * p.Kp;
+        int32_t s = 0;
+        for (int64_t t = 0; t < quads; ++t)
+          for (int i = 0; i < kDepthAlign; ++i)
+            s += static_cast<int32_t>(qr[t * kDepthAlign + i]) * static_cast<int32_t>(wc[t * 32 + i]);
+        sums[r][v][c] = s;
+      }
+#endif
+  for (int v = 0; v < V; ++v) {
+    const int64_t j = (g + v) * kColumnAlign, columns = std::min<int64_t>(kColumnAlign, p.N - j);
+    for (int r = 0; r < R; ++r) {
+      const RowQuantization& row = p.rows[m + r];
+      float* yr = p.y + (m + r) * p.N + j;
+      for (int64_t c = 0; c < columns; ++c) {  // vectorized by the compiler
+        const int32_t exact = sums[r][v][c] - row.zero_point * p.w_sum[j + c];
+        const float value = static_cast<float>(exact) * (row.scale * p.w_scale[j + c]);
+        yr[c] = p.bias != nullptr ? value + p.bias[j + c] : value;
+      }
+    }
+  }
+}
+
+// Rows [m, m + R) against the output groups [g_begin, g_end), two groups at a time.
+template <int R>
+void row_block(const Problem& p, int64_t m, int64_t g_begin, int64_t g_end) {
+  int64_t g = g_begin;
+  for (; g + 2 <= g_end; g += 2) tile<R, 2>(p, m, g);
+  if (g < g_end) tile<R, 1>(p, m, g);
+}
+
+// All rows [0, M) against the output groups [g_begin, g_end): tiles of 6 rows (12 accumulators,
+// 2 weights, the broadcast row and the ones: the 16 AVX2 registers), then the 1-5 rows left.
+void all_rows(const Problem& p, int64_t M, int64_t g_begin, int64_t g_end) {
+  int64_t m = 0;
+  for (; m + 6 <= M; m += 6) row_block<6>(p, m, g_begin, g_end);
+  switch (M - m) {
+    case 5: row_block<5>(p, m, g_begin, g_end); break;
+    case 4: row_block<4>(p, m, g_begin, g_end); break;
+    case 3: row_block<3>(p, m, g_begin, g_end); break;
+    case 2: row_block<2>(p, m, g_begin, g_end); break;
+    case 1: row_block<1>(p, m, g_begin, g_end); break;
+    default: break;
+  }
+}
+
+at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& weight_scale,
+                       const at::Tensor& weight_sum, const c10::optional<at::Tensor>& bias, int64_t out_features) {
+  TORCH_CHECK(input.device().is_cpu() && input.scalar_type() == at::kFloat,
+              "int8_linear: input must be a float32 CPU tensor, got ", input.scalar_type(), " on ", input.device());
+  TORCH_CHECK(weight.dim() == 4 && weight.size(2) == kColumnAlign && weight.size(3) == kDepthAlign &&
+              weight.scalar_type() == at::kChar && weight.is_contiguous(),
+              "int8_linear: weight must be a contiguous int8 (groups, quads, 8, 4) tensor (int8_linear.pack_weight)");
+  const int64_t Np = weight.size(0) * kColumnAlign, Kp = weight.size(1) * kDepthAlign;
+  const int64_t N = out_features, K = input.size(-1);
+  TORCH_CHECK(N <= Np && Np - N < kColumnAlign,
+              "int8_linear: weight (", Np, ", ", Kp, ") is not padded for ", N, " output features");
+  TORCH_CHECK(K <= Kp && Kp - K < kDepthAlign, "int8_linear: input has ", K,
+              " features, the weight's padded depth is ", Kp);
+  TORCH_CHECK(weight_scale.scalar_type() == at::kFloat && weight_scale.numel() == Np && weight_scale.is_contiguous(),
+              "int8_linear: weight_scale must be ", Np, " contiguous float32 values");
+  TORCH_CHECK(weight_sum.scalar_type() == at::kInt && weight_sum.numel() == Np && weight_sum.is_contiguous(),
+              "int8_linear: weight_sum must be ", Np, " contiguous int32 values");
+  const float* b = nullptr;
+  if (bias.has_value() && bias->defined()) {
+    TORCH_CHECK(bias->scalar_type() == at::kFloat && bias->numel() == N && bias->is_contiguous(),
+                "int8_linear: bias must be ", N, " contiguous float32 values");
+    b = bias->data_ptr<float>();
+  }
+  const at::Tensor x = input.reshape({-1, K}).contiguous();
+  const int64_t M = x.size(0);
+  std::vector<int64_t> out_shape(input.sizes().begin(), input.sizes().end());
+  out_shape.back() = N;
+  at::Tensor out = at::empty({M, N}, input.options());
+  if (M == 0 || N == 0) return out.view(out_shape);
+
+  std::vector<uint8_t> q(M * Kp);
+  std::vector<RowQuantization> rows(M);
+  const float* xp = x.data_ptr<float>();
+  for (int64_t m = 0; m < M; ++m) rows[m] = quantize_row(xp + m * K, K, Kp, q.data() + m * Kp);
+
+  const int8_t* w = weight.data_ptr<int8_t>();
+  const float* ws = weight_scale.data_ptr<float>();
+  const int32_t* wsum = weight_sum.data_ptr<int32_t>();
+  float* y = out.data_ptr<float>();
+  const int64_t groups = Np / kColumnAlign;
+  const int64_t block = std::max<int64_t>(2, kBlockBytes / (Kp * kColumnAlign) / 2 * 2);  // groups, even
+  const int64_t blocks = (groups + block - 1) / block;
+  // each task at least ~1M multiply-adds: small products stay on the calling thread
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(1, M * block * kColumnAlign * Kp));
+  const Problem problem{q.data(), rows.data(), w, wsum, ws, b, Kp, N, y};
+  at::parallel_for(0, blocks, grain, [&](int64_t first, int64_t last) {
+    for (int64_t blk = first; blk < last; ++blk)
+      all_rows(problem, M, blk * block, std::min(groups, (blk + 1) * block));
+  });
+  return out.view(out_shape);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(fairseq_lrn, m) {
+  m.def("int8_linear(Tensor input, Tensor weight, Tensor weight_scale, Tensor weight_sum, Tensor? bias, int out_features) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(fairseq_lrn, CPU, m) {
+  m.impl("int8_linear", int8_linear);
+}
