@@ -74,11 +74,23 @@ def int8_linear_reference(x: Tensor, weight: Tensor, weight_scale: Tensor, weigh
     float32, the weights as :func:`quantize_weight` returns them -> ``(..., out_features)``. A row
     with an inf or a NaN gives NaN outputs."""
     K, N = x.size(-1), out_features
+    return _int8_product(x, _integer_weight(weight, N, K), weight_scale[:N], weight_sum[:N], bias)
+
+
+def _integer_weight(packed: Tensor, N: int, K: int) -> Tensor:
+    """The int8 weights ``(N, K)`` as floats for :func:`_int8_product`: float32, whose sums of the
+    integer products are exact up to 1,040 input features, else float64."""
+    return unpack_weight(packed)[:N, :K].to(torch.float32 if K <= _EXACT_FLOAT32_DEPTH else torch.float64)
+
+
+def _int8_product(x: Tensor, weight: Tensor, weight_scale: Tensor, weight_sum: Tensor,
+                  bias: Optional[Tensor]) -> Tensor:
+    """The int8 product of ``x (..., K)`` and ``weight (N, K)`` (:func:`_integer_weight`)."""
+    K, N = weight.shape[1], weight.shape[0]
     rows = x.reshape(-1, K).float()
     q, scale, zero_point = quantize_rows(rows)
-    dtype = torch.float32 if K <= _EXACT_FLOAT32_DEPTH else torch.float64
-    exact = q.to(dtype) @ unpack_weight(weight)[:N, :K].to(dtype).T - zero_point.to(dtype) * weight_sum[:N].to(dtype)
-    y = exact.float() * (scale * weight_scale[:N])
+    exact = q.to(weight.dtype) @ weight.T - zero_point.to(weight.dtype) * weight_sum.to(weight.dtype)
+    y = exact.float() * (scale * weight_scale)
     if bias is not None:
         y = y + bias
     finite = torch.isfinite(rows).all(-1, keepdim=True)
@@ -100,16 +112,20 @@ class Int8Linear(nn.Module):
         self.register_buffer("weight_sum", weight_sum)
         self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
         self.compiled = compiled
+        # the PyTorch version's weights, as floats once rather than unpacked at every call
+        self.register_buffer("integer_weight", None if compiled else
+                             _integer_weight(quantized, self.out_features, self.in_features), persistent=False)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, compiled: bool) -> "Int8Linear":
         return cls(linear.weight, linear.bias, compiled)
 
     def forward(self, x: Tensor) -> Tensor:
-        args = (x, self.weight_int8, self.weight_scale, self.weight_sum, self.bias, self.out_features)
         if self.compiled:
-            return torch.ops.fairseq_lrn.int8_linear(*args)
-        return int8_linear_reference(*args)
+            return torch.ops.fairseq_lrn.int8_linear(x, self.weight_int8, self.weight_scale, self.weight_sum,
+                                                     self.bias, self.out_features)
+        N = self.out_features
+        return _int8_product(x, self.integer_weight, self.weight_scale[:N], self.weight_sum[:N], self.bias)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
