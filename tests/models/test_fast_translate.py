@@ -200,7 +200,7 @@ def test_batches_are_sorted_by_length_and_bounded():
 def test_int8_runs_and_mostly_agrees_with_fp32(trained, translators):
     """int8 changes the numbers; on the toy task at least 90% of the 40 test translations stay
     identical to fp32 (a bound for this toy, not a BLEU measurement); the PyTorch version of the int8
-    product (``--native no``) gives the compiled kernel's translations."""
+    product (``--native no``) gives the compiled kernel's translations, and batch 1 gives batch 32's."""
     from fairseq_lrn.translate.int8_linear import Int8Linear
 
     _, data_bin, checkpoint = trained
@@ -217,6 +217,8 @@ def test_int8_runs_and_mostly_agrees_with_fp32(trained, translators):
     pytorch_int8 = translators(data_bin, checkpoint, quantize="int8", native="no")
     assert not any(m.compiled for m in pytorch_int8.runner.modules() if isinstance(m, Int8Linear))
     assert pytorch_int8.translate(sources, beam=5) == int8
+    # each row is quantized on its own: a sentence's translation does not depend on its batch
+    assert int8_translator.translate(sources, beam=5, batch_size=1) == int8
 
 
 def test_default_quantize_is_int8_only_where_its_bleu_was_measured(trained, trained_transformer_lrn):
