@@ -62,7 +62,11 @@ class LRNLayer(nn.Module):
 
     def project(self, x: Tensor) -> Tensor:
         """``x (..., input_size)`` -> ``pqr (..., G, D)``, G = 3 gates (4 with the output gate)."""
-        y = self.proj(x)
+        return self.normalize_projection(self.proj(x))
+
+    def normalize_projection(self, y: Tensor) -> Tensor:
+        """The linear projection's output ``y (..., G * D)`` -> ``pqr (..., G, D)``: the layer
+        norm and its shift, when the layer has them, else only the view."""
         if self.norm_weight is None:
             return y.unflatten(-1, (self.num_gates, self.output_size))
         y = y.unflatten(-1, (self.num_gates, self.num_directions, self.hidden_size))

@@ -3,7 +3,7 @@
 :class:`Int8Linear` computes ``y = x W^T + b`` with
 
 * ``W`` stored as int8, symmetric, one scale per output feature: ``W ~ w_scale[j] * Wq[j]``,
-  ``Wq`` in -127..127;
+  ``Wq`` in -64..64 (:data:`WEIGHT_MAX`: what lets the kernel sum 4 products in 16 bits);
 * each input row quantized with its own range (0 included): ``s = (max(x, 0) - min(x, 0)) / 127``,
   ``z = round(-min(x, 0) / s)``, ``q = clamp(round(x / s) + z, 0, 127)``, so ``x ~ s * (q - z)``;
 * ``y = s * w_scale * (q . Wq - z * sum(Wq)) + b``, the dot products exact in integers.
@@ -12,10 +12,11 @@ That is PyTorch's dynamic quantization (fbgemm with ``reduce_range``: 7-bit acti
 finer scales (per output feature rather than per tensor for the weights, per row rather than per
 batch for the inputs), so a row's result does not depend on the other rows of the call. The
 compiled kernel (``native/int8_linear.cpp``, ``torch.ops.fairseq_lrn.int8_linear``) is one pass
-over the weights: the 16 products of a ``transformer_lrn`` 3+3 decoder step took 0.58x the time of
-PyTorch's at 5 rows and the same at 160 (BENCHMARKS.md, 2026-12-07). Without the compiled operators
+over the weights, 1.1-1.5x faster than its first version (-127..127 weights, 6-row tiles), which
+took 0.58x the time of PyTorch's at 5 rows and the same at 160 (BENCHMARKS.md, 2026-12-07 and
+2026-12-07 "fused step"). Without the compiled operators
 (``--native no``, or no C++ compiler), :func:`int8_linear_reference` computes the same numbers with
-PyTorch operations (the integer sums in float32 matrix products: exact up to 1,040 input features,
+PyTorch operations (the integer sums in float32 matrix products: exact up to 2,064 input features,
 else in float64), bit for bit (tested).
 """
 
@@ -26,27 +27,33 @@ from torch import Tensor, nn
 
 #: The weights are padded (with zeros) to a multiple of ``DEPTH_ALIGN`` input features and of
 #: ``COLUMN_ALIGN`` output features, and stored packed for the compiled kernel: ``(groups, quads,
-#: COLUMN_ALIGN, DEPTH_ALIGN)``, 8 output features by 4 input features per 32 bytes.
-DEPTH_ALIGN, COLUMN_ALIGN = 4, 8
-#: Input features up to which float32 sums of the integer products are exact (127 * 127 * K < 2**24).
-_EXACT_FLOAT32_DEPTH = 2 ** 24 // (127 * 127)
+#: COLUMN_ALIGN, QUAD)``, 8 output features by 4 input features per 32 bytes (the kernel reads two
+#: quads at a time: DEPTH_ALIGN).
+QUAD, DEPTH_ALIGN, COLUMN_ALIGN = 4, 8, 8
+#: The weights' integer range, -WEIGHT_MAX..WEIGHT_MAX: with 7-bit inputs, the sum of 4 products is
+#: at most 4 * 127 * 64 = 32512 in magnitude, so the kernel adds two of AVX2's pairwise products in
+#: 16 bits before widening them (1.2-1.3x the multiply-adds per second of widening each pair sum),
+#: exactly.
+WEIGHT_MAX = 64
+#: Input features up to which float32 sums of the integer products are exact (127 * 64 * K < 2**24).
+_EXACT_FLOAT32_DEPTH = 2 ** 24 // (127 * WEIGHT_MAX)
 
 
 def quantize_weight(weight: Tensor):
     """``weight (N, K)`` float -> ``(packed int8 (Np / 8, Kp / 4, 8, 4), w_scale (Np,) float32,
-    w_sum (Np,) int32)``: symmetric per output feature, zero padded to ``Np`` / ``Kp`` features
+    w_sum (Np,) int32)``: symmetric per output feature (-:data:`WEIGHT_MAX`..:data:`WEIGHT_MAX`), zero padded to ``Np`` / ``Kp`` features
     (multiples of ``COLUMN_ALIGN`` / ``DEPTH_ALIGN``), packed (:data:`COLUMN_ALIGN`); an all-zero
     row gets scale 1. :func:`unpack_weight` undoes the packing."""
     N, K = weight.shape
     weight = weight.detach().float()
-    scale = weight.abs().amax(1) / 127
+    scale = weight.abs().amax(1) / WEIGHT_MAX
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     rows, depth = -(-N // COLUMN_ALIGN) * COLUMN_ALIGN, -(-K // DEPTH_ALIGN) * DEPTH_ALIGN
     quantized = torch.zeros(rows, depth, dtype=torch.int8, device=weight.device)
-    quantized[:N, :K] = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    quantized[:N, :K] = torch.round(weight / scale[:, None]).clamp(-WEIGHT_MAX, WEIGHT_MAX).to(torch.int8)
     padded_scale = torch.ones(rows, device=weight.device)
     padded_scale[:N] = scale
-    packed = quantized.view(rows // COLUMN_ALIGN, COLUMN_ALIGN, depth // DEPTH_ALIGN, DEPTH_ALIGN)
+    packed = quantized.view(rows // COLUMN_ALIGN, COLUMN_ALIGN, depth // QUAD, QUAD)
     return packed.transpose(1, 2).contiguous(), padded_scale, quantized.sum(1, dtype=torch.int32)
 
 
@@ -79,7 +86,7 @@ def int8_linear_reference(x: Tensor, weight: Tensor, weight_scale: Tensor, weigh
 
 def _integer_weight(packed: Tensor, N: int, K: int) -> Tensor:
     """The int8 weights ``(N, K)`` as floats for :func:`_int8_product`: float32, whose sums of the
-    integer products are exact up to 1,040 input features, else float64."""
+    integer products are exact up to 2,064 input features, else float64."""
     return unpack_weight(packed)[:N, :K].to(torch.float32 if K <= _EXACT_FLOAT32_DEPTH else torch.float64)
 
 

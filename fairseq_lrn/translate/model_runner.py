@@ -50,6 +50,9 @@ class ModelRunner(nn.Module):
         self._float_output = (output.weight, output.bias)
         self._restricted: Optional[Callable[[Tensor], Tensor]] = None
         self._traced = None  # a traced_step.TracedSteps once trace_steps() was called
+        #: whether the steps run the fused compiled operations of :mod:`~fairseq_lrn.translate.fused_ops`
+        #: (compiled int8 mode: :func:`~fairseq_lrn.translate.quantize.quantize_runner`)
+        self.fused_ops = False
 
     @property
     def traceable(self) -> bool:

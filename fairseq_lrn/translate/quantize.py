@@ -56,7 +56,8 @@ def quantizable_linears(runner: nn.Module) -> Set[str]:
 def quantize_runner(runner: nn.Module, mode: str, *, compiled: bool) -> nn.Module:
     """Apply ``mode`` (``none`` or ``int8``; ``auto`` is resolved by :func:`resolve_mode` first)
     to a model runner in place; returns it. ``compiled``: int8 layers run the compiled kernel (the
-    C++ operators must be loaded), else PyTorch operations computing the same numbers."""
+    C++ operators must be loaded), else PyTorch operations computing the same numbers; compiled, the
+    steps also run the fused operations of :mod:`~fairseq_lrn.translate.fused_ops` (the runner's ``fused_ops``)."""
     if mode not in QUANTIZE_MODES or mode == "auto":
         raise ValueError(f"--quantize must be none or int8 here, got {mode!r} (resolve_mode() resolves auto)")
     if mode == "none":
@@ -67,4 +68,5 @@ def quantize_runner(runner: nn.Module, mode: str, *, compiled: bool) -> nn.Modul
         parent_name, _, child = name.rpartition(".")
         parent = runner.get_submodule(parent_name) if parent_name else runner
         setattr(parent, child, Int8Linear.from_linear(getattr(parent, child), compiled))
+    runner.fused_ops = compiled
     return runner

@@ -12,15 +12,16 @@ queries against them (fairseq copies them per beam and reorders them every step)
 from typing import List, NamedTuple, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import CheckpointError
+from .fused_ops import attention_keys, beam_attention, lrn_layer_step
 from .model_runner import ModelRunner, State
 
 
 class TransformerLRNMemory(NamedTuple):
-    """Per sentence and decoder layer: ``keys[i]``, ``values[i]`` ``(B, heads, S, head_dim)``;
+    """Per sentence and decoder layer: ``keys[i]``, ``values[i]`` ``(B, heads, S, head_dim)`` (the
+    keys ``(B, heads, head_dim, S)`` with the runner's ``fused_ops``: ``fused_ops.attention_keys``);
     ``padding_mask (B, S)`` bool or None."""
 
     keys: List[Tensor]
@@ -29,20 +30,13 @@ class TransformerLRNMemory(NamedTuple):
 
 
 def shared_encoder_attention(attention, query: Tensor, keys: Tensor, values: Tensor,
-                             padding_mask: Optional[Tensor]) -> Tensor:
+                             padding_mask: Optional[Tensor], fused: bool = False) -> Tensor:
     """fairseq ``MultiheadAttention`` (encoder-decoder, static k/v) for one step: query ``(N, C)``
     with ``N = B * beam`` rows (``beam`` per sentence), keys and values ``(B, heads, S, d)`` of the
-    B sentences -> ``(N, C)`` after ``out_proj``."""
-    N, C = query.shape
-    B, heads, S, d = keys.shape
-    q = attention.q_proj(query) * attention.scaling
-    q = q.view(B, -1, heads, d).transpose(1, 2)  # (B, heads, beam, d)
-    weights = q @ keys.transpose(2, 3)  # (B, heads, beam, S)
-    if padding_mask is not None:
-        weights = weights.masked_fill(padding_mask.view(B, 1, 1, S), float("-inf"))
-    weights = F.softmax(weights, dim=-1, dtype=torch.float32).type_as(weights)
-    out = (weights @ values).transpose(1, 2).reshape(N, C)  # (B, beam, heads, d) -> (N, C)
-    return attention.out_proj(out)
+    B sentences -> ``(N, C)`` after ``out_proj``; ``fused``: the attention between the
+    projections compiled (:func:`~fairseq_lrn.translate.fused_ops.beam_attention`)."""
+    context = beam_attention(attention.q_proj(query), keys, values, padding_mask, attention.scaling, fused)
+    return attention.out_proj(context)
 
 
 class TransformerLRNRunner(ModelRunner):
@@ -71,6 +65,7 @@ class TransformerLRNRunner(ModelRunner):
             mha = layer.encoder_attn
             for proj, into in ((mha.k_proj, keys), (mha.v_proj, values)):
                 into.append(proj(enc).view(S, B, mha.num_heads, mha.head_dim).permute(1, 2, 0, 3).contiguous())
+        keys = [attention_keys(k, self.fused_ops) for k in keys]
         return TransformerLRNMemory(keys, values, padding_mask)
 
     def start(self, memory: TransformerLRNMemory, beam: int) -> State:
@@ -103,10 +98,11 @@ class TransformerLRNRunner(ModelRunner):
             x = decoder.layernorm_embedding(x)
         new_states = []
         for i, layer in enumerate(decoder.layers):
-            x, h = layer._sublayer(x, layer.lrn_layer_norm, lambda inp: (layer.lrn.step(inp, h_prev[:, i]),) * 2)
+            x, h = layer._sublayer(x, layer.lrn_layer_norm, lambda inp: (
+                lrn_layer_step(layer.lrn, inp, h_prev[:, i], self.fused_ops),) * 2)
             new_states.append(h)
             x, _ = layer._sublayer(x, layer.encoder_attn_layer_norm, lambda q: (shared_encoder_attention(
-                layer.encoder_attn, q, memory.keys[i], memory.values[i], memory.padding_mask), None))
+                layer.encoder_attn, q, memory.keys[i], memory.values[i], memory.padding_mask, self.fused_ops), None))
             x, _ = layer._sublayer(x, layer.final_layer_norm,
                                    lambda inp: (layer.fc2(layer.activation_fn(layer.fc1(inp))), None))
         if decoder.layer_norm is not None:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from fairseq_lrn.translate.int8_linear import (
+    WEIGHT_MAX,
     Int8Linear,
     int8_linear_reference,
     quantize_rows,
@@ -53,7 +54,7 @@ def test_compiled_equals_reference_bit_for_bit(compiled, M, K, N):
 def test_compiled_equals_reference_at_decoder_sizes_and_with_threads(compiled):
     """A decoder step's shapes (5 and 160 rows, 256 x 8,088 output layer, 1,024 features); the
     blocks split over two threads give the one-thread result."""
-    for M, K, N in ((5, 256, 768), (160, 256, 8088), (37, 1024, 256), (3, 1100, 40)):
+    for M, K, N in ((5, 256, 768), (160, 256, 8088), (37, 1024, 256), (3, 1100, 40), (2, 2100, 24)):
         weight, b, g = _layer(N, K, True, seed=M + N)
         packed, scale, weight_sum = quantize_weight(weight)
         x = torch.randn(M, K, generator=g)
@@ -65,6 +66,24 @@ def test_compiled_equals_reference_at_decoder_sizes_and_with_threads(compiled):
                 assert torch.equal(compiled(x, packed, scale, weight_sum, b, N), expected), (M, K, N, n)
         finally:
             torch.set_num_threads(threads)
+
+
+def test_largest_products_are_exact(compiled):
+    """The kernel adds two pairwise products of 7-bit inputs and weights in -64..64 in 16 bits:
+    inputs at 127 and weights at +-64 everywhere reach the bound (4 * 127 * 64 = 32,512) in every
+    lane, and the sums stay exact (weights in -127..127 would wrap)."""
+    K, N = 520, 24
+    signs = torch.ones(N, K)
+    signs[1::2] = -1
+    signs[2::4, ::3] = -1  # mixed signs in some features too
+    packed, scale, weight_sum = quantize_weight(signs * 0.5)
+    assert float(unpack_weight(packed).abs().min()) == WEIGHT_MAX
+    x = torch.full((4, K), 2.0)  # all positive and equal: q = 127 everywhere, zero point 0
+    x[3] = -2.0  # all negative: q = 0, zero point 127
+    expected = F.linear(x.double(), (signs * 0.5).double())
+    for fn in (compiled, int8_linear_reference):
+        y = fn(x, packed, scale, weight_sum, None, N)
+        torch.testing.assert_close(y.double(), expected, rtol=1e-6, atol=1e-4)
 
 
 def test_error_is_within_the_quantization_bound():
@@ -90,11 +109,11 @@ def test_weight_packing_round_trip():
     weight, _, _ = _layer(13, 10, False, seed=3)
     weight[4] = 0
     packed, scale, weight_sum = quantize_weight(weight)
-    assert packed.shape == (2, 3, 8, 4) and packed.dtype == torch.int8
+    assert packed.shape == (2, 4, 8, 4) and packed.dtype == torch.int8  # depth padded to pairs of quads
     unpacked = unpack_weight(packed)
-    assert unpacked.shape == (16, 12)
+    assert unpacked.shape == (16, 16)
     assert not unpacked[13:].any() and not unpacked[:, 10:].any()  # zero padding
-    assert float(unpacked.abs().max()) == 127
+    assert float(unpacked.abs().max()) == WEIGHT_MAX == 64
     torch.testing.assert_close(unpacked[:13, :10].float() * scale[:13, None], weight, rtol=0,
                                atol=float(scale.max()) / 2 + 1e-7)
     assert scale[4] == 1 and not unpacked[4].any()
@@ -130,8 +149,8 @@ def test_bad_arguments_are_refused_with_the_reason(compiled):
     weight, b, _ = _layer(8, 16, True, seed=1)
     packed, scale, weight_sum = quantize_weight(weight)
     x = torch.randn(2, 16)
-    with pytest.raises(RuntimeError, match="input has 12 features"):
-        compiled(torch.randn(2, 12), packed, scale, weight_sum, b, 8)
+    with pytest.raises(RuntimeError, match="input has 8 features, the weight's padded depth is 16"):
+        compiled(torch.randn(2, 8), packed, scale, weight_sum, b, 8)
     with pytest.raises(RuntimeError, match="must be a contiguous int8"):
         compiled(x, unpack_weight(packed), scale, weight_sum, b, 8)
     with pytest.raises(RuntimeError, match="not padded for 20 output features"):

@@ -24,7 +24,7 @@ from typing import Optional
 logger = logging.getLogger(__name__)
 
 SOURCES = [os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
-           for name in ("candidates.cpp", "search_step.cpp", "int8_linear.cpp")]
+           for name in ("candidates.cpp", "search_step.cpp", "int8_linear.cpp", "fused_step.cpp")]
 # -fno-trapping-math lets the compiler vectorize the exponentials (4x here); no -ffast-math: the
 # logits may be -inf; -ffp-contract=off: no fused multiply-adds the PyTorch references do not do
 # (int8_linear's outputs then equal its reference's bit for bit)
@@ -42,7 +42,7 @@ def native_available() -> Optional[str]:
             from torch.utils.cpp_extension import load
 
             logger.info("loading the compiled search steps and int8 kernel (built by the C++ compiler on first use, ~30 s)")
-            name = f"fairseq_lrn_search_v2_{torch.backends.cpu.get_cpu_capability().lower()}"
+            name = f"fairseq_lrn_search_v3_{torch.backends.cpu.get_cpu_capability().lower()}"
             load(name=name, sources=SOURCES, is_python_module=False, extra_cflags=CFLAGS)
             _state["loaded"] = True
         except Exception as error:  # a missing compiler surfaces as several exception types

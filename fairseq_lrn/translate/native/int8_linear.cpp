@@ -1,5 +1,5 @@
 // An int8 linear layer for the few rows of a decoder step: y = x W^T + b with W stored as int8
-// (one scale per output feature, symmetric, -127..127) and each row of x quantized on the fly to
+// (one scale per output feature, symmetric, -64..64) and each row of x quantized on the fly to
 // 7 bits with its own range: q = round(x / s) + z in 0..127, s = (max(x, 0) - min(x, 0)) / 127,
 // z = round(-min(x, 0) / s) (as fbgemm's activations with reduce_range, but per row rather than
 // per tensor). The products are summed exactly in int32: y = s * w_scale * (sum q w - z sum w) + b.
@@ -9,10 +9,13 @@
 // each quad of 4 input features, 32 bytes (feature-major: byte 4 c + i is W[8 g + c][4 t + i]), so
 // that one 4-byte broadcast of a row's q against one 32-byte load gives 8 outputs' partial sums
 // in the 8 int32 lanes of a register, with no horizontal sums at the end. maddubs multiplies the
-// unsigned q by the signed w and adds pairs into 16 bits (7-bit q: at most 2 * 127 * 127, never
-// saturated), then madd with ones adds pairs into the int32 lanes. Tiles of 6 rows x 16 outputs
-// (12 accumulators) run over a block of the weights small enough to stay in cache while every row
-// reads it. Without AVX2 a plain loop computes the same integers.
+// unsigned q by the signed w and adds pairs into 16 bits (at most 2 * 127 * 64); the pair sums of
+// two quads are added in 16 bits too (at most 4 * 127 * 64 = 32,512: never wrapped, which is why
+// the weights stop at 64), then madd with ones adds pairs into the int32 lanes: 3 multiplications
+// per 64 products where widening each quad takes 4 (1.2-1.45x the products per second at 32-160
+// rows on the benchmark machine, AMD EPYC Zen 3). Tiles of 3 rows x 16 outputs (6 accumulators)
+// run over a block of the weights small enough to stay in cache while every row reads it. Without
+// AVX2 a plain loop computes the same integers.
 //
 // The semantics and the PyTorch reference it is tested against: int8_linear_reference in
 // fairseq_lrn/translate/int8_linear.py.
@@ -33,7 +36,8 @@
 
 namespace {
 
-constexpr int64_t kDepthAlign = 4;     // the input features are padded to quads
+constexpr int64_t kQuad = 4;           // the input features of one 4-byte broadcast
+constexpr int64_t kDepthAlign = 8;     // the input features are padded to pairs of quads
 constexpr int64_t kColumnAlign = 8;    // the output features are padded to groups of 8 (one register)
 constexpr int64_t kBlockBytes = 16384; // the packed weights read by every row before the next block
 
@@ -120,7 +124,7 @@ struct Problem {
 // y = (acc - zero point * w_sum) * (row scale * feature scale) + bias. Writes only features < N.
 template <int R, int V>
 inline void tile(const Problem& p, int64_t m, int64_t g) {
-  const int64_t quads = p.Kp / kDepthAlign;
+  const int64_t quads = p.Kp / kQuad;  // even
   int32_t sums[R][V][kColumnAlign];
 #ifdef __AVX2__
   const __m256i ones = _mm256_set1_epi16(1);
@@ -129,16 +133,23 @@ inline void tile(const Problem& p, int64_t m, int64_t g) {
     for (int v = 0; v < V; ++v) acc[r][v] = _mm256_setzero_si256();
   const int8_t* wg = p.w + g * quads * 32;
   const uint8_t* qm = p.q + m * p.Kp;
-  for (int64_t t = 0; t < quads; ++t) {
-    __m256i wv[V];
-    for (int v = 0; v < V; ++v)
-      wv[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + (v * quads + t) * 32));
+  for (int64_t t = 0; t < quads; t += 2) {  // two quads: 8 input features
+    __m256i wa[V], wb[V];
+    for (int v = 0; v < V; ++v) {
+      wa[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + (v * quads + t) * 32));
+      wb[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + (v * quads + t + 1) * 32));
+    }
     for (int r = 0; r < R; ++r) {
-      // the row's 4 bytes at t in every lane (a broadcast load: one instruction)
+      // the row's 4 bytes at t (and at t + 1) in every lane (a broadcast load: one instruction)
+      const __m256i xa = _mm256_castps_si256(
+          _mm256_broadcast_ss(reinterpret_cast<const float*>(qm + r * p.Kp + t * kQuad)));
       const __m256i xb = _mm256_castps_si256(
-          _mm256_broadcast_ss(reinterpret_cast<const float*>(qm + r * p.Kp + t * kDepthAlign)));
-      for (int v = 0; v < V; ++v)
-        acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(_mm256_maddubs_epi16(xb, wv[v]), ones));
+          _mm256_broadcast_ss(reinterpret_cast<const float*>(qm + r * p.Kp + (t + 1) * kQuad)));
+      // |4 products| <= 4 * 127 * 64 = 32512: the two quads' pair sums add exactly in 16 bits
+      for (int v = 0; v < V; ++v) {
+        const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(xa, wa[v]), _mm256_maddubs_epi16(xb, wb[v]));
+        acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(pairs, ones));
+      }
     }
   }
   for (int r = 0; r < R; ++r)
@@ -147,12 +158,12 @@ inline void tile(const Problem& p, int64_t m, int64_t g) {
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < V; ++v)
       for (int c = 0; c < kColumnAlign; ++c) {
-        const int8_t* wc = p.w + (g + v) * quads * 32 + c * kDepthAlign;
+        const int8_t* wc = p.w + (g + v) * quads * 32 + c * kQuad;
         const uint8_t* qr = p.q + (m + r) * p.Kp;
         int32_t s = 0;
         for (int64_t t = 0; t < quads; ++t)
-          for (int i = 0; i < kDepthAlign; ++i)
-            s += static_cast<int32_t>(qr[t * kDepthAlign + i]) * static_cast<int32_t>(wc[t * 32 + i]);
+          for (int i = 0; i < kQuad; ++i)
+            s += static_cast<int32_t>(qr[t * kQuad + i]) * static_cast<int32_t>(wc[t * 32 + i]);
         sums[r][v][c] = s;
       }
 #endif
@@ -161,7 +172,7 @@ inline void tile(const Problem& p, int64_t m, int64_t g) {
     for (int r = 0; r < R; ++r) {
       const RowQuantization& row = p.rows[m + r];
       float* yr = p.y + (m + r) * p.N + j;
-      for (int64_t c = 0; c < columns; ++c) {  // vectorized by the compiler
+      for (int64_t c = 0; c < columns; ++c) {
         const int32_t exact = sums[r][v][c] - row.zero_point * p.w_sum[j + c];
         const float value = static_cast<float>(exact) * (row.scale * p.w_scale[j + c]);
         yr[c] = p.bias != nullptr ? value + p.bias[j + c] : value;
@@ -178,15 +189,14 @@ void row_block(const Problem& p, int64_t m, int64_t g_begin, int64_t g_end) {
   if (g < g_end) tile<R, 1>(p, m, g);
 }
 
-// All rows [0, M) against the output groups [g_begin, g_end): tiles of 6 rows (12 accumulators,
-// 2 weights, the broadcast row and the ones: the 16 AVX2 registers), then the 1-5 rows left.
+// All rows [0, M) against the output groups [g_begin, g_end): tiles of 3 rows (6 accumulators),
+// then the 1-2 rows left. Tiles of 6 rows (12 accumulators, 2 weights, the broadcast row and the
+// ones: all 16 AVX2 registers) read the weights half as often but ran at 0.7x the multiply-adds
+// per second of 3-row tiles on the benchmark machine (AMD EPYC, Zen 3), in cache and in the kernel.
 void all_rows(const Problem& p, int64_t M, int64_t g_begin, int64_t g_end) {
   int64_t m = 0;
-  for (; m + 6 <= M; m += 6) row_block<6>(p, m, g_begin, g_end);
+  for (; m + 3 <= M; m += 3) row_block<3>(p, m, g_begin, g_end);
   switch (M - m) {
-    case 5: row_block<5>(p, m, g_begin, g_end); break;
-    case 4: row_block<4>(p, m, g_begin, g_end); break;
-    case 3: row_block<3>(p, m, g_begin, g_end); break;
     case 2: row_block<2>(p, m, g_begin, g_end); break;
     case 1: row_block<1>(p, m, g_begin, g_end); break;
     default: break;
@@ -197,14 +207,15 @@ at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& weight, const 
                        const at::Tensor& weight_sum, const c10::optional<at::Tensor>& bias, int64_t out_features) {
   TORCH_CHECK(input.device().is_cpu() && input.scalar_type() == at::kFloat,
               "int8_linear: input must be a float32 CPU tensor, got ", input.scalar_type(), " on ", input.device());
-  TORCH_CHECK(weight.dim() == 4 && weight.size(2) == kColumnAlign && weight.size(3) == kDepthAlign &&
+  TORCH_CHECK(weight.dim() == 4 && weight.size(2) == kColumnAlign && weight.size(3) == kQuad &&
+              weight.size(1) % (kDepthAlign / kQuad) == 0 &&
               weight.scalar_type() == at::kChar && weight.is_contiguous(),
               "int8_linear: weight must be a contiguous int8 (groups, quads, 8, 4) tensor (int8_linear.pack_weight)");
-  const int64_t Np = weight.size(0) * kColumnAlign, Kp = weight.size(1) * kDepthAlign;
+  const int64_t Np = weight.size(0) * kColumnAlign, Kp = weight.size(1) * kQuad;
   const int64_t N = out_features, K = input.size(-1);
   TORCH_CHECK(N <= Np && Np - N < kColumnAlign,
               "int8_linear: weight (", Np, ", ", Kp, ") is not padded for ", N, " output features");
-  TORCH_CHECK(K <= Kp && Kp - K < kDepthAlign, "int8_linear: input has ", K,
+  TORCH_CHECK(Kp == (K + kDepthAlign - 1) / kDepthAlign * kDepthAlign, "int8_linear: input has ", K,
               " features, the weight's padded depth is ", Kp);
   TORCH_CHECK(weight_scale.scalar_type() == at::kFloat && weight_scale.numel() == Np && weight_scale.is_contiguous(),
               "int8_linear: weight_scale must be ", Np, " contiguous float32 values");
