@@ -15,10 +15,10 @@ the encoder runs once per batch).
 
 Quantization changes the numbers, so the translations can differ from fp32 ones. The default,
 ``auto``, is int8 on the CPU for the model families whose int8 translations were measured within
-0.3 BLEU of fp32 on real text (:data:`INT8_MEASURED`; BENCHMARKS.md, 2026-12-07, runs S and U,
-gettext En-Fr: ``transformer_lrn`` 3+3 and 6+2, beam 5 and greedy, -0.12 to +0.20 BLEU; ``lrn`` 2+2,
-beam 5, +0.09 with the default decoder and -0.04 with the authors' conditional one), and ``none``
-on CUDA.
+0.3 BLEU of fp32 on real text (:data:`INT8_MEASURED`; BENCHMARKS.md, 2026-12-07, runs V and X,
+gettext En-Fr: ``transformer_lrn`` 3+3 and 6+2, beam 5 and greedy, -0.09 to +0.08 BLEU; ``lrn`` 2+2,
+beam 5, -0.06 with the default decoder, -0.20 (greedy -0.11) with the authors' conditional one), and
+``none`` on CUDA.
 """
 
 from typing import Set

@@ -3,6 +3,7 @@ fp32 on trained toy models (lrn, oLRN with input feeding, the authors' condition
 transformer_lrn), input order under
 length sorting, bad input, refused architectures, int8, and the command's summary line."""
 
+import gc
 import os
 import re
 import subprocess
@@ -277,6 +278,8 @@ def test_too_long_lines_keep_their_place(trained, tmp_path, capsysbinary, caplog
     code, out, err = _run_main(base + ["--truncate-source"], capsysbinary)
     assert code == 0 and len(out) == 3 and out[1].split() == ["w3"] * 4
     assert "translating its first 4 tokens (--truncate-source)" in caplog.text
+    # main() froze the loaded objects out of the cycle collector while translating, and let them go
+    assert gc.get_freeze_count() == 0
 
 
 def test_command_translates_stdin_line_by_line(trained):
