@@ -168,7 +168,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     # What is loaded now (fairseq, torch, the model) lives until the end: out of the cycle
     # collector's generations, it is no longer walked by each full collection (2-4% fewer CPU
-    # seconds for transformer_lrn at beam 5, BENCHMARKS.md), nor touched (copied) by forked workers'.
+    # seconds for transformer_lrn at beam 5, BENCHMARKS.md), nor touched (and so copied) by the
+    # collections of forked workers.
     gc.freeze()
     try:
         return _translate_input(translator, args)

@@ -1,10 +1,11 @@
 // Fused parts of a decoder step for int8 mode: the LRN cell after its projection, and the
 // encoder attention of a sentence's beams against its keys and values.
 //
-// A decoder step at beam 5 is a few hundred to a few thousand rows of small vectors (d = 256-512),
-// and in PyTorch each of these parts is 6-12 operations (views, transposes, small batched matrix
+// A decoder step at beam 5 is a few to a few hundred rows of small vectors (d = 256-512), and in
+// PyTorch each of these parts is 6-12 operations (views, transposes, small batched matrix
 // products, a mask, a softmax), each a pass over memory plus a few microseconds of dispatch. Here
-// each is one pass, vectorized by the compiler, with the float functions of vector_math.h.
+// each is one pass, vectorized (by the compiler, with the float functions of vector_math.h, or by
+// hand: the attention's register-blocked products).
 // They compute what their PyTorch references compute up to float rounding (sums are taken in
 // another order, the exponential is a polynomial): int8 mode changes the numbers anyway, and the
 // tests bound the difference. The semantics and references: lrn_cell_reference and
@@ -93,7 +94,7 @@ at::Tensor lrn_cell(const at::Tensor& projected, const at::Tensor& h_prev, const
   if (norm_style != kNoNorm) {
     TORCH_CHECK(norm_weight.has_value() && norm_bias.has_value(), "lrn_cell: a norm needs norm_weight and norm_bias");
     for (const at::Tensor* t : {&*norm_weight, &*norm_bias})
-      TORCH_CHECK(t->scalar_type() == at::kFloat && t->numel() == gates * D && t->is_contiguous(),
+      TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat && t->numel() == gates * D && t->is_contiguous(),
                   "lrn_cell: norm_weight and norm_bias must be ", gates * D, " contiguous float32 values");
     w = norm_weight->data_ptr<float>();
     b = norm_bias->data_ptr<float>();
@@ -117,8 +118,7 @@ at::Tensor lrn_cell(const at::Tensor& projected, const at::Tensor& h_prev, const
   return h;
 }
 
-constexpr int64_t kKeyAlign = 8;     // the transposed keys' source positions are padded to 8 (one register)
-constexpr int64_t kValueBlock = 32;  // features of the value sum kept in registers at a time
+constexpr int64_t kKeyAlign = 8;  // the transposed keys' source positions are padded to 8 (one register)
 
 #ifdef __AVX2__
 // The independent partial sums score_rows and value_rows keep for RR rows: 8 registers of sums
@@ -166,8 +166,8 @@ void score_rows(const float* q, const float* keys_t, int64_t d, int64_t Sp, floa
   }
 }
 
-// out[r][0:d] = sum_s weights[r][s] values[s][0:d] for RR rows: 8 features of the RR rows in
-// registers over the S values (one load of the values for all rows).
+// out[r][0:d] = sum_s weights[r][s] values[s][0:d] for RR rows (d: the values' features): 8
+// features of the RR rows in registers over the S values (one load of the values for all rows).
 template <int RR>
 void value_rows(const float* weights, int64_t Sp, const float* values, int64_t S, int64_t d, float* out,
                 int64_t out_stride) {
@@ -255,14 +255,15 @@ at::Tensor beam_attention(const at::Tensor& query, const at::Tensor& keys_t, con
                           const c10::optional<at::Tensor>& padding_mask, double scaling) {
   TORCH_CHECK(query.device().is_cpu() && query.scalar_type() == at::kFloat && query.dim() == 2,
               "beam_attention: query must be a (rows, heads * head_dim) float32 CPU tensor");
-  TORCH_CHECK(values.scalar_type() == at::kFloat && values.dim() == 4,
-              "beam_attention: values must be a float32 (sentences, heads, source length, value dim) tensor");
+  TORCH_CHECK(values.device().is_cpu() && values.scalar_type() == at::kFloat && values.dim() == 4,
+              "beam_attention: values must be a float32 (sentences, heads, source length, value dim) CPU tensor");
   const int64_t B = values.size(0), H = values.size(1), S = values.size(2), dv = values.size(3), N = query.size(0);
   TORCH_CHECK(H > 0 && query.size(1) % H == 0, "beam_attention: query has ", query.size(1),
               " features, not a multiple of ", H, " heads");
   const int64_t d = query.size(1) / H;
   const int64_t Sp = (S + kKeyAlign - 1) / kKeyAlign * kKeyAlign;
-  TORCH_CHECK(keys_t.scalar_type() == at::kFloat && keys_t.dim() == 4 && keys_t.size(0) == B && keys_t.size(1) == H &&
+  TORCH_CHECK(keys_t.device().is_cpu() && keys_t.scalar_type() == at::kFloat && keys_t.dim() == 4 &&
+                  keys_t.size(0) == B && keys_t.size(1) == H &&
                   keys_t.size(2) == d && keys_t.size(3) == Sp,
               "beam_attention: keys_t must be float32 (", B, ", ", H, ", ", d, ", ", Sp,
               "): the keys transposed, source positions padded to a multiple of ", kKeyAlign);
@@ -270,9 +271,9 @@ at::Tensor beam_attention(const at::Tensor& query, const at::Tensor& keys_t, con
   const bool* mask = nullptr;
   at::Tensor mask_c;
   if (padding_mask.has_value() && padding_mask->defined()) {
-    TORCH_CHECK(padding_mask->scalar_type() == at::kBool && padding_mask->dim() == 2 && padding_mask->size(0) == B &&
-                    padding_mask->size(1) == S,
-                "beam_attention: padding_mask must be a bool (", B, ", ", S, ") tensor");
+    TORCH_CHECK(padding_mask->device().is_cpu() && padding_mask->scalar_type() == at::kBool &&
+                    padding_mask->dim() == 2 && padding_mask->size(0) == B && padding_mask->size(1) == S,
+                "beam_attention: padding_mask must be a bool (", B, ", ", S, ") CPU tensor");
     mask_c = padding_mask->contiguous();
     mask = mask_c.data_ptr<bool>();
   }
