@@ -192,7 +192,8 @@ void row_block(const Problem& p, int64_t m, int64_t g_begin, int64_t g_end) {
 // All rows [0, M) against the output groups [g_begin, g_end): tiles of 3 rows (6 accumulators),
 // then the 1-2 rows left. Tiles of 6 rows (12 accumulators, 2 weights, the broadcast row and the
 // ones: all 16 AVX2 registers) read the weights half as often but ran at 0.7x the multiply-adds
-// per second of 3-row tiles on the benchmark machine (AMD EPYC, Zen 3), in cache and in the kernel.
+// per second of 3-row tiles in a probe of the inner loop with its data in cache, on the benchmark
+// machine (AMD EPYC, Zen 3); in this kernel 3-row tiles were 1.0-1.2x faster.
 void all_rows(const Problem& p, int64_t M, int64_t g_begin, int64_t g_end) {
   int64_t m = 0;
   for (; m + 3 <= M; m += 3) row_block<3>(p, m, g_begin, g_end);
@@ -210,7 +211,7 @@ at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& weight, const 
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == kColumnAlign && weight.size(3) == kQuad &&
               weight.size(1) % (kDepthAlign / kQuad) == 0 &&
               weight.scalar_type() == at::kChar && weight.is_contiguous(),
-              "int8_linear: weight must be a contiguous int8 (groups, quads, 8, 4) tensor (int8_linear.pack_weight)");
+              "int8_linear: weight must be a contiguous int8 (groups, quads (even), 8, 4) tensor (int8_linear.quantize_weight)");
   const int64_t Np = weight.size(0) * kColumnAlign, Kp = weight.size(1) * kQuad;
   const int64_t N = out_features, K = input.size(-1);
   TORCH_CHECK(N <= Np && Np - N < kColumnAlign,
