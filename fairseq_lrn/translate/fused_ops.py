@@ -5,7 +5,11 @@ cell after its projection (the layer norm of each gate, its shift, the gates, th
 and the encoder attention of a sentence's beams (scaling, ``q k^T``, the padding mask, the
 softmax, the sum of the values) are 6-12 operations each, most of a step's operations outside
 the matrix products. ``native/fused_step.cpp`` computes each in one pass:
-``torch.ops.fairseq_lrn.lrn_cell`` and ``torch.ops.fairseq_lrn.beam_attention``.
+``torch.ops.fairseq_lrn.lrn_cell`` and ``torch.ops.fairseq_lrn.beam_attention``. For a
+``transformer_lrn`` decoder, ``native/decoder_step.cpp`` runs all its layers in one call
+(``torch.ops.fairseq_lrn.transformer_lrn_layers``: the int8 products, the fused cell and attention,
+ReLU, the residuals and layer norms; :func:`transformer_lrn_layers`), what the step otherwise does
+layer by layer with these operations.
 
 They are used where the int8 layers run compiled (:func:`~fairseq_lrn.translate.quantize.quantize_runner`
 sets the runner's ``fused_ops``): the sums are taken in another order and the exponential is a
@@ -14,14 +18,15 @@ polynomial, so the numbers equal the references below only up to float rounding,
 dwarfs. The tests bound the difference and compare the translations.
 """
 
-from typing import Optional
+from typing import List, NamedTuple, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..modules.lrn import LRNLayer
 from ..ops import lrn_step
+from .int8_linear import Int8Linear
 
 #: lrn_cell's ``norm_style`` argument for an LRN layer's ``layer_norm_style`` (None: no norm).
 NORM_STYLE_CODES = {None: 0, "per_gate": 1, "whole": 2}
@@ -86,3 +91,78 @@ def beam_attention(query: Tensor, keys: Tensor, values: Tensor, padding_mask: Op
     if fused:
         return torch.ops.fairseq_lrn.beam_attention(query, keys, values, padding_mask, scaling)
     return beam_attention_reference(query, keys, values, padding_mask, scaling)
+
+
+class FusedTransformerLRNLayers(NamedTuple):
+    """What ``torch.ops.fairseq_lrn.transformer_lrn_layers`` needs of a ``transformer_lrn``
+    decoder's layers besides the step's tensors (:func:`fused_transformer_lrn_layers`)."""
+
+    params: List[Tensor]  # per layer, _layer_params' tensors (an empty tensor for an absent one)
+    out_features: List[int]  # per layer, the output features of its five int8 layers
+    normalize_before: bool
+    layer_norm_eps: float
+    cell_norm_style: int
+    tanh_activation: bool
+    gates: int
+    scaling: float
+
+
+#: The int8 layers of a ``TransformerLRNDecoderLayer``, in the order ``decoder_step.cpp`` reads them
+#: (each as weight, scale, sum, bias).
+TRANSFORMER_LRN_LINEARS = ("lrn.proj", "encoder_attn.q_proj", "encoder_attn.out_proj", "fc1", "fc2")
+
+
+def _layer_params(layer: nn.Module) -> List[Optional[Tensor]]:
+    """One layer's tensors in ``decoder_step.cpp``'s order (None: absent): the LRN projection (4),
+    the cell's norm weight and bias, ``lrn_layer_norm`` (2), q_proj (4), out_proj (4),
+    ``encoder_attn_layer_norm`` (2), fc1 (4), fc2 (4), ``final_layer_norm`` (2)."""
+    def linear(name):
+        module = layer.get_submodule(name)
+        return [module.weight_int8, module.weight_scale, module.weight_sum, module.bias]
+
+    def norm(module):
+        return [module.weight, module.bias]
+
+    return (linear("lrn.proj") + [layer.lrn.norm_weight, layer.lrn.norm_bias] + norm(layer.lrn_layer_norm)
+            + linear("encoder_attn.q_proj") + linear("encoder_attn.out_proj") + norm(layer.encoder_attn_layer_norm)
+            + linear("fc1") + linear("fc2") + norm(layer.final_layer_norm))
+
+
+def fused_transformer_lrn_layers(layers: Sequence[nn.Module]) -> Optional[FusedTransformerLRNLayers]:
+    """The arguments of ``transformer_lrn_layers`` for a ``transformer_lrn`` decoder's ``layers``
+    (``TransformerLRNDecoderLayer``, int8 and compiled), or None when they are not all of the form
+    it computes: every linear layer compiled int8, ReLU, plain ``nn.LayerNorm`` with weights and
+    one epsilon, a unidirectional LRN, the same settings in every layer."""
+    first = layers[0]
+    lrn, attention = first.lrn, first.encoder_attn
+    norms = [n for layer in layers for n in (layer.lrn_layer_norm, layer.encoder_attn_layer_norm, layer.final_layer_norm)]
+    settings = {(layer.normalize_before, layer.lrn.layer_norm_style if layer.lrn.norm_weight is not None else None,
+                 layer.lrn.activation, layer.lrn.num_gates, layer.encoder_attn.scaling) for layer in layers}
+    fits = (len(settings) == 1 and not lrn.bidirectional
+            and all(layer.activation_fn is F.relu for layer in layers)
+            and all(type(n) is nn.LayerNorm and n.elementwise_affine and n.bias is not None
+                    and n.eps == norms[0].eps for n in norms)
+            and all(isinstance(m, Int8Linear) and m.compiled
+                    for layer in layers for m in map(layer.get_submodule, TRANSFORMER_LRN_LINEARS)))
+    if not fits:
+        return None
+    absent = torch.empty(0)  # a trace cannot record lists of optional tensors
+    return FusedTransformerLRNLayers(
+        params=[absent if t is None else t for layer in layers for t in _layer_params(layer)],
+        out_features=[layer.get_submodule(name).out_features for layer in layers for name in TRANSFORMER_LRN_LINEARS],
+        normalize_before=first.normalize_before, layer_norm_eps=norms[0].eps,
+        cell_norm_style=NORM_STYLE_CODES[None if lrn.norm_weight is None else lrn.layer_norm_style],
+        tanh_activation=lrn.activation == "tanh", gates=lrn.num_gates, scaling=attention.scaling)
+
+
+def transformer_lrn_layers(fused: FusedTransformerLRNLayers, x: Tensor, h_prev: Tensor, keys: List[Tensor],
+                           values: List[Tensor], padding_mask: Optional[Tensor]):
+    """The decoder layers of a ``transformer_lrn`` step in one compiled call: ``x (N, C)`` (the
+    embedded tokens), ``h_prev (N, L, C)`` (every layer's LRN state), each layer's keys (as
+    :func:`attention_keys` keeps them with ``fused``) and values ``(B, heads, S, d)``, the
+    padding mask ``(B, S)`` or None -> ``(x (N, C), h (N, L, C))``. The same numbers as the
+    layers' per-operation step with the fused operations, up to float rounding (tested)."""
+    return torch.ops.fairseq_lrn.transformer_lrn_layers(
+        x, h_prev, fused.params, fused.out_features, keys, values, padding_mask, fused.normalize_before,
+        fused.layer_norm_eps, fused.cell_norm_style, LAYER_NORM_EPS, fused.tanh_activation, fused.gates,
+        fused.scaling)

@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 
 from ..errors import CheckpointError
-from .fused_ops import attention_keys, beam_attention, lrn_layer_step
+from .fused_ops import (FusedTransformerLRNLayers, attention_keys, beam_attention, fused_transformer_lrn_layers,
+                        lrn_layer_step, transformer_lrn_layers)
 from .model_runner import ModelRunner, State
 
 
@@ -53,6 +54,19 @@ class TransformerLRNRunner(ModelRunner):
                 raise CheckpointError("fairseq-lrn-translate needs a plain encoder attention in every "
                                       "decoder layer (no bias_kv / zero_attn); use fairseq-generate")
         super().__init__(model)
+        # the layers' arguments of the compiled whole-layers step, found at the first fused step
+        # (False: the layers are not of the form it computes)
+        self._fused_layers = None
+
+    def fused_layers(self) -> Optional[FusedTransformerLRNLayers]:
+        """With :attr:`fused_ops`, what runs the decoder layers as one compiled call
+        (:func:`~fairseq_lrn.translate.fused_ops.transformer_lrn_layers`), or None where the layers
+        are not of the form it computes (they then run operation by operation)."""
+        if not self.fused_ops:
+            return None
+        if self._fused_layers is None:
+            self._fused_layers = fused_transformer_lrn_layers(self.model.decoder.layers) or False
+        return self._fused_layers or None
 
     def encode(self, src_tokens: Tensor, src_lengths: Tensor) -> TransformerLRNMemory:
         out = self.model.encoder.forward_torchscript({"src_tokens": src_tokens, "src_lengths": src_lengths})
@@ -96,6 +110,10 @@ class TransformerLRNRunner(ModelRunner):
             x = x + decoder.embed_positions(tokens, incremental_state={}).reshape(-1, x.size(-1))
         if decoder.layernorm_embedding is not None:
             x = decoder.layernorm_embedding(x)
+        fused = self.fused_layers()
+        if fused is not None:
+            x, h = transformer_lrn_layers(fused, x, h_prev, memory.keys, memory.values, memory.padding_mask)
+            return self._output_features(x), (h,)
         new_states = []
         for i, layer in enumerate(decoder.layers):
             x, h = layer._sublayer(x, layer.lrn_layer_norm, lambda inp: (
@@ -105,8 +123,13 @@ class TransformerLRNRunner(ModelRunner):
                 layer.encoder_attn, q, memory.keys[i], memory.values[i], memory.padding_mask, self.fused_ops), None))
             x, _ = layer._sublayer(x, layer.final_layer_norm,
                                    lambda inp: (layer.fc2(layer.activation_fn(layer.fc1(inp))), None))
+        return self._output_features(x), (torch.stack(new_states, 1),)
+
+    def _output_features(self, x: Tensor) -> Tensor:
+        """The decoder's last layer norm and output dimension projection, where it has them."""
+        decoder = self.model.decoder
         if decoder.layer_norm is not None:
             x = decoder.layer_norm(x)
         if decoder.project_out_dim is not None:
             x = decoder.project_out_dim(x)
-        return x, (torch.stack(new_states, 1),)
+        return x

@@ -1,8 +1,9 @@
 """The fused decoder-step operations of compiled int8 mode (fairseq_lrn/translate/fused_ops.py and
 native/fused_step.cpp) against the PyTorch computations they replace: the LRN cell after its
 projection (every norm style, activation and the oLRN gate, from a strided state) and the encoder
-attention of a sentence's beams (padding, odd sizes, a fully masked row), within float rounding;
-bad arguments; and a decoder step with and without them."""
+attention of a sentence's beams (padding, odd sizes, a fully masked row), and the decoder layers
+of a transformer_lrn step in one call (every layer form it takes, against the per-operation step),
+within float rounding; bad arguments; and which decoders run it."""
 
 import pytest
 import torch
@@ -16,7 +17,9 @@ from fairseq_lrn.translate.fused_ops import (
     lrn_cell_reference,
     lrn_layer_step,
 )
+from fairseq_lrn.translate.model_runner import runner_for
 from fairseq_lrn.translate.native import native_available
+from fairseq_lrn.translate.quantize import quantize_runner
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +109,110 @@ def test_bad_arguments_are_refused_with_the_reason(compiled):
         ops.beam_attention(query[:5], attention_keys(keys, True), values, mask, 1.0)
     with pytest.raises(RuntimeError, match="padding_mask must be a bool"):
         ops.beam_attention(query, attention_keys(keys, True), values, mask.float(), 1.0)
+
+
+def _fused_transformer_lrn_runner(seed, **overrides):
+    """A tiny ``transformer_lrn`` (tests/models/test_transformer_lrn.py's sizes, 3 decoder layers,
+    random layer norm weights) in compiled int8 mode, and the encoder memory of a padded batch."""
+    from tests.models.helpers import batch
+    from tests.models.test_transformer_lrn import build
+
+    torch.manual_seed(seed)
+    model = build(**{"decoder_layers": 3, **overrides}).eval()
+    with torch.no_grad():
+        for name, p in model.decoder.named_parameters():
+            if "norm" in name:  # not the identity initialization
+                p.normal_()
+    runner = quantize_runner(runner_for(model), "int8", compiled=True)
+    src_tokens, src_lengths = batch(model.decoder.dictionary, [5, 3, 4])  # padded: the mask is read
+    with torch.inference_mode():
+        memory = runner.encode(src_tokens, src_lengths)
+    return runner, memory
+
+
+@pytest.mark.parametrize("overrides", [
+    {},
+    dict(decoder_normalize_before=True, encoder_normalize_before=True),
+    dict(lrn_activation="tanh", layer_norm=False),
+    dict(lrn_output_gate=True, share_all_embeddings=True),
+    dict(decoder_positional_embeddings=True, decoder_learned_pos=True),
+])
+def test_transformer_lrn_layers_equal_the_step_operation_by_operation(compiled, overrides):
+    """The whole-layers call against the same int8 step run operation by operation (with the fused
+    cell and attention), from a random state: the features and every layer's new state."""
+    runner, memory = _fused_transformer_lrn_runner(len(overrides), **overrides)
+    assert runner.fused_layers() is not None
+    layers = len(runner.model.decoder.layers)
+    N = 3 * 4
+    state = (torch.randn(N, layers, 16) * 2,)
+    tokens = torch.randint(4, 30, (N, 3))
+    with torch.inference_mode():
+        features, (h,) = runner.step_features(tokens, state, memory)
+        runner._fused_layers = False  # operation by operation
+        expected, (expected_h,) = runner.step_features(tokens, state, memory)
+    assert h.shape == (N, layers, 16)
+    torch.testing.assert_close(h, expected_h, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(features, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_transformer_lrn_layers_run_only_where_they_compute_the_same(compiled):
+    """GELU layers and fp32 or PyTorch-int8 runners keep the step operation by operation."""
+    gelu, _ = _fused_transformer_lrn_runner(0, activation_fn="gelu")
+    assert gelu.fused_layers() is None
+    from tests.models.test_transformer_lrn import build
+
+    for mode, compiled_int8 in (("none", True), ("int8", False)):
+        runner = quantize_runner(runner_for(build().eval()), mode, compiled=compiled_int8)
+        assert runner.fused_layers() is None
+
+
+def test_transformer_lrn_layers_refuse_bad_arguments(compiled):
+    runner, memory = _fused_transformer_lrn_runner(1)
+    fused = runner.fused_layers()
+    x, h = torch.randn(12, 16), torch.randn(12, 3, 16)
+    ops = torch.ops.fairseq_lrn
+    args = dict(normalize_before=False, layer_norm_eps=1e-5, cell_norm_style=1, cell_norm_eps=1e-5,
+                tanh_activation=False, gates=3, scaling=0.25)
+    with pytest.raises(RuntimeError, match="55 parameters for 3 layers, expected 84"):
+        ops.transformer_lrn_layers(x, h, fused.params[:55], fused.out_features, memory.keys, memory.values,
+                                   memory.padding_mask, **args)
+    with pytest.raises(RuntimeError, match=r"h_prev must be float32 \(12, 3, 16\)"):
+        ops.transformer_lrn_layers(x, h[:, :2], fused.params, fused.out_features, memory.keys, memory.values,
+                                   memory.padding_mask, **args)
+    with pytest.raises(RuntimeError, match="3 keys but 2 values"):
+        ops.transformer_lrn_layers(x, h, fused.params, fused.out_features, memory.keys, memory.values[:2],
+                                   memory.padding_mask, **args)
+
+
+def test_transformer_lrn_int8_translations_are_those_of_the_step_operation_by_operation(compiled,
+                                                                                         trained_transformer_lrn):
+    """A trained toy transformer_lrn in int8 mode: its layers run as one call, and translate as the
+    per-operation step does (traced, as by default, at beam 5 and greedy)."""
+    from fairseq_lrn.translate import Translator
+
+    data_bin, checkpoint = trained_transformer_lrn
+    fused = Translator.from_checkpoint(checkpoint, data_bin, quantize="int8")
+    per_op = Translator.from_checkpoint(checkpoint, data_bin, quantize="int8")
+    per_op.runner._fused_layers = False  # before its first step: the trace recorded while loading is dropped
+    per_op.runner._traced.traces.clear()
+    assert fused.step == "traced" and fused.runner.fused_layers() is not None
+    lines = ["w1 w2 w3", "w4 w5", "w9 w8 w7 w6 w5 w4", "w0", "w3 w1 w4 w1 w5"]
+    for beam in (5, 1):
+        assert fused.translate(lines, beam=beam, batch_size=2) == per_op.translate(lines, beam=beam, batch_size=2)
+    assert per_op.runner.fused_layers() is None
+
+
+def test_traced_step_flattening_round_trips():
+    """The traced step's flat arguments: tensors in order, None leaves kept in the structure,
+    NamedTuples and lists rebuilt."""
+    from fairseq_lrn.translate.traced_step import _flatten, _unflatten
+    from fairseq_lrn.translate.transformer_lrn_runner import TransformerLRNMemory
+
+    a, b, c, d = (torch.full((1,), float(i)) for i in range(4))
+    tree = ((a, None), TransformerLRNMemory([b, c], [d], None))
+    tensors, present, spec = _flatten(tree)
+    assert [t.item() for t in tensors] == [0, 1, 2, 3] and present == (True, False, True, True, True, False)
+    rebuilt = _unflatten([t + 10 for t in tensors], present, spec)
+    assert isinstance(rebuilt[1], TransformerLRNMemory) and isinstance(rebuilt[1].keys, list)
+    assert rebuilt[0][1] is None and rebuilt[1].padding_mask is None
+    assert [t.item() for t in (rebuilt[0][0], *rebuilt[1].keys, *rebuilt[1].values)] == [10, 11, 12, 13]

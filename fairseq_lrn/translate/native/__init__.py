@@ -4,7 +4,9 @@ logits: :func:`~fairseq_lrn.translate.candidates.select_candidates_reference`'s 
 and ``int8_linear.cpp`` (int8 mode's linear layers:
 :func:`~fairseq_lrn.translate.int8_linear.int8_linear_reference`'s), registered as
 ``torch.ops.fairseq_lrn.select_candidates``, ``torch.ops.fairseq_lrn.advance_search`` and
-``torch.ops.fairseq_lrn.int8_linear``.
+``torch.ops.fairseq_lrn.int8_linear``; and the fused parts of int8 mode's decoder step
+(``fused_step.cpp``, ``decoder_step.cpp``: :mod:`~fairseq_lrn.translate.fused_ops`), which call
+the others' C++ functions directly (``native_ops.h``).
 
 At these sizes (beam 5 over an 8,088-word vocabulary, a few to a few hundred rows) the PyTorch
 versions are dozens of small operations a step, each a few microseconds of dispatch, and PyTorch's
@@ -24,7 +26,7 @@ from typing import Optional
 logger = logging.getLogger(__name__)
 
 SOURCES = [os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
-           for name in ("candidates.cpp", "search_step.cpp", "int8_linear.cpp", "fused_step.cpp")]
+           for name in ("candidates.cpp", "search_step.cpp", "int8_linear.cpp", "fused_step.cpp", "decoder_step.cpp")]
 # -fno-trapping-math lets the compiler vectorize the exponentials (4x here); no -ffast-math: the
 # logits may be -inf; -ffp-contract=off: no fused multiply-adds the PyTorch references do not do
 # (int8_linear's outputs then equal its reference's bit for bit)
@@ -42,7 +44,7 @@ def native_available() -> Optional[str]:
             from torch.utils.cpp_extension import load
 
             logger.info("loading the compiled search steps and int8 kernel (built by the C++ compiler on first use, ~30 s)")
-            name = f"fairseq_lrn_search_v3_{torch.backends.cpu.get_cpu_capability().lower()}"
+            name = f"fairseq_lrn_search_v4_{torch.backends.cpu.get_cpu_capability().lower()}"
             load(name=name, sources=SOURCES, is_python_module=False, extra_cflags=CFLAGS)
             _state["loaded"] = True
         except Exception as error:  # a missing compiler surfaces as several exception types

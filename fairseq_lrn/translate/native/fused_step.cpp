@@ -21,21 +21,15 @@
 #include <limits>
 #include <vector>
 
+#include "native_ops.h"
 #include "vector_math.h"
 
 #ifdef __AVX2__
 #include <immintrin.h>
 #endif
 
-namespace {
+namespace fairseq_lrn_native {
 
-using fairseq_lrn_native::exp_nonpositive;
-using fairseq_lrn_native::sigmoid;
-
-constexpr int64_t kNoNorm = 0, kNormPerGate = 1, kNormWhole = 2;  // lrn_cell's norm_style
-
-// x[0:n] <- (x - mean) / sqrt(var + eps), the biased variance (F.layer_norm without affine);
-// the statistics summed in double.
 void normalize(float* x, int64_t n, double eps) {
   double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
@@ -48,6 +42,16 @@ void normalize(float* x, int64_t n, double eps) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) x[i] = (x[i] - m) * rstd;
 }
+
+}  // namespace fairseq_lrn_native
+
+namespace {
+
+using fairseq_lrn_native::exp_nonpositive;
+using fairseq_lrn_native::normalize;
+using fairseq_lrn_native::sigmoid;
+
+constexpr int64_t kNoNorm = 0, kNormPerGate = 1, kNormWhole = 2;  // lrn_cell's norm_style
 
 // One row of lrn_cell: pqr (G * D), normalized in place when asked; h_prev (D) -> h (D).
 void lrn_cell_row(float* pqr, const float* h_prev, float* h, int64_t D, int64_t G, int64_t norm_style,
@@ -77,9 +81,13 @@ void lrn_cell_row(float* pqr, const float* h_prev, float* h, int64_t D, int64_t 
   }
 }
 
-at::Tensor lrn_cell(const at::Tensor& projected, const at::Tensor& h_prev, const c10::optional<at::Tensor>& norm_weight,
-                    const c10::optional<at::Tensor>& norm_bias, int64_t norm_style, double eps, bool tanh_activation,
-                    int64_t gates) {
+}  // namespace
+
+namespace fairseq_lrn_native {
+
+void lrn_cell_into(const at::Tensor& projected, const at::Tensor& h_prev, const c10::optional<at::Tensor>& norm_weight,
+                   const c10::optional<at::Tensor>& norm_bias, int64_t norm_style, double eps, bool tanh_activation,
+                   int64_t gates, at::Tensor& h) {
   TORCH_CHECK(gates == 3 || gates == 4, "lrn_cell: gates must be 3 (LRN) or 4 (oLRN), got ", gates);
   TORCH_CHECK(norm_style == kNoNorm || norm_style == kNormPerGate || norm_style == kNormWhole,
               "lrn_cell: norm_style must be 0 (none), 1 (per gate) or 2 (whole), got ", norm_style);
@@ -90,6 +98,8 @@ at::Tensor lrn_cell(const at::Tensor& projected, const at::Tensor& h_prev, const
   const int64_t N = h_prev.size(0), D = h_prev.size(1);
   TORCH_CHECK(projected.size(0) == N && projected.size(1) == gates * D, "lrn_cell: projected is (",
               projected.size(0), ", ", projected.size(1), "), expected (", N, ", ", gates * D, ")");
+  TORCH_CHECK(h.scalar_type() == at::kFloat && h.dim() == 2 && h.size(0) == N && h.size(1) == D && h.stride(1) == 1,
+              "lrn_cell: the output must be (", N, ", ", D, ") float32 with contiguous rows");
   const float *w = nullptr, *b = nullptr;
   if (norm_style != kNoNorm) {
     TORCH_CHECK(norm_weight.has_value() && norm_bias.has_value(), "lrn_cell: a norm needs norm_weight and norm_bias");
@@ -101,22 +111,28 @@ at::Tensor lrn_cell(const at::Tensor& projected, const at::Tensor& h_prev, const
   }
   const at::Tensor pqr = projected.contiguous();
   const at::Tensor hp = h_prev.stride(1) == 1 ? h_prev : h_prev.contiguous();
-  at::Tensor h = at::empty({N, D}, h_prev.options().memory_format(at::MemoryFormat::Contiguous));
   const float* pqr_data = pqr.data_ptr<float>();
   const float* hp_data = hp.data_ptr<float>();
-  const int64_t hp_stride = hp.stride(0);
+  const int64_t hp_stride = hp.stride(0), h_stride = h.stride(0);
   float* h_data = h.data_ptr<float>();
   const int64_t row = gates * D;
   at::parallel_for(0, N, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row)), [&](int64_t first, int64_t last) {
-    std::vector<float> buffer(row);
+    std::vector<float> buffer(norm_style != kNoNorm ? row : 0);
     for (int64_t n = first; n < last; ++n) {
-      std::copy(pqr_data + n * row, pqr_data + (n + 1) * row, buffer.begin());
-      lrn_cell_row(buffer.data(), hp_data + n * hp_stride, h_data + n * D, D, gates, norm_style, w, b, eps,
+      // a norm works in place on a copy; without one the row is read as it is
+      float* pqr_row = const_cast<float*>(pqr_data) + n * row;
+      if (norm_style != kNoNorm) {
+        std::copy(pqr_row, pqr_row + row, buffer.begin());
+        pqr_row = buffer.data();
+      }
+      lrn_cell_row(pqr_row, hp_data + n * hp_stride, h_data + n * h_stride, D, gates, norm_style, w, b, eps,
                    tanh_activation);
     }
   });
-  return h;
 }
+}  // namespace fairseq_lrn_native
+
+namespace {
 
 constexpr int64_t kKeyAlign = 8;  // the transposed keys' source positions are padded to 8 (one register)
 
@@ -250,6 +266,9 @@ void attend_head(const float* query, int64_t query_stride, const float* keys_t, 
     default: break;
   }
 }
+}  // namespace
+
+namespace fairseq_lrn_native {
 
 at::Tensor beam_attention(const at::Tensor& query, const at::Tensor& keys_t, const at::Tensor& values,
                           const c10::optional<at::Tensor>& padding_mask, double scaling) {
@@ -296,6 +315,19 @@ at::Tensor beam_attention(const at::Tensor& query, const at::Tensor& keys_t, con
   return out;
 }
 
+}  // namespace fairseq_lrn_native
+
+namespace {
+
+at::Tensor lrn_cell(const at::Tensor& projected, const at::Tensor& h_prev, const c10::optional<at::Tensor>& norm_weight,
+                    const c10::optional<at::Tensor>& norm_bias, int64_t norm_style, double eps, bool tanh_activation,
+                    int64_t gates) {
+  at::Tensor h = at::empty({h_prev.size(0), h_prev.dim() == 2 ? h_prev.size(1) : 0},
+                           h_prev.options().memory_format(at::MemoryFormat::Contiguous));
+  fairseq_lrn_native::lrn_cell_into(projected, h_prev, norm_weight, norm_bias, norm_style, eps, tanh_activation, gates, h);
+  return h;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(fairseq_lrn, m) {
@@ -306,5 +338,5 @@ TORCH_LIBRARY_FRAGMENT(fairseq_lrn, m) {
 
 TORCH_LIBRARY_IMPL(fairseq_lrn, CPU, m) {
   m.impl("lrn_cell", &lrn_cell);
-  m.impl("beam_attention", &beam_attention);
+  m.impl("beam_attention", &fairseq_lrn_native::beam_attention);
 }

@@ -30,6 +30,8 @@
 #include <limits>
 #include <vector>
 
+#include "native_ops.h"
+
 #ifdef __AVX2__
 #include <immintrin.h>
 #endif
@@ -204,6 +206,10 @@ void all_rows(const Problem& p, int64_t M, int64_t g_begin, int64_t g_end) {
   }
 }
 
+}  // namespace
+
+namespace fairseq_lrn_native {
+
 at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& weight_scale,
                        const at::Tensor& weight_sum, const c10::optional<at::Tensor>& bias, int64_t out_features) {
   TORCH_CHECK(input.device().is_cpu() && input.scalar_type() == at::kFloat,
@@ -257,12 +263,12 @@ at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& weight, const 
   return out.view(out_shape);
 }
 
-}  // namespace
+}  // namespace fairseq_lrn_native
 
 TORCH_LIBRARY_FRAGMENT(fairseq_lrn, m) {
   m.def("int8_linear(Tensor input, Tensor weight, Tensor weight_scale, Tensor weight_sum, Tensor? bias, int out_features) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(fairseq_lrn, CPU, m) {
-  m.impl("int8_linear", int8_linear);
+  m.impl("int8_linear", fairseq_lrn_native::int8_linear);
 }
