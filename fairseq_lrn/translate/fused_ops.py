@@ -18,7 +18,7 @@ polynomial, so the numbers equal the references below only up to float rounding,
 dwarfs. The tests bound the difference and compare the translations.
 """
 
-from typing import List, NamedTuple, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -156,7 +156,7 @@ def fused_transformer_lrn_layers(layers: Sequence[nn.Module]) -> Optional[FusedT
 
 
 def transformer_lrn_layers(fused: FusedTransformerLRNLayers, x: Tensor, h_prev: Tensor, keys: List[Tensor],
-                           values: List[Tensor], padding_mask: Optional[Tensor]):
+                           values: List[Tensor], padding_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     """The decoder layers of a ``transformer_lrn`` step in one compiled call: ``x (N, C)`` (the
     embedded tokens), ``h_prev (N, L, C)`` (every layer's LRN state), each layer's keys (as
     :func:`attention_keys` keeps them with ``fused``) and values ``(B, heads, S, d)``, the

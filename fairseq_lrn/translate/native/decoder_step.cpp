@@ -114,7 +114,7 @@ std::tuple<at::Tensor, at::Tensor> transformer_lrn_layers(
   TORCH_CHECK(static_cast<int64_t>(out_features.size()) == L * kLinearsPerLayer, "transformer_lrn_layers: ",
               out_features.size(), " out_features for ", L, " layers, expected ", L * kLinearsPerLayer);
   const bool post_norm = !normalize_before;
-  at::Tensor x = input.contiguous().clone();  // (N, C): the layers' output, updated in place
+  at::Tensor x = input.clone(at::MemoryFormat::Contiguous);  // (N, C): the layers' output, updated in place
   at::Tensor h_new = at::empty({N, L, C}, x.options());
   at::Tensor normed = normalize_before ? at::empty({N, C}, x.options()) : x;  // a sub-layer's input
   float* xp = x.data_ptr<float>();
