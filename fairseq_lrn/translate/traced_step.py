@@ -17,8 +17,9 @@ first step's one row per sentence replays it too), and what differs between call
 steps a padding mask even for a batch without padding, so there is one. The output layer is
 not traced (a shortlist changes it per batch). The state and the encoder memory are passed as
 flat lists of tensors, ``None`` entries included in the structure (flattened here rather than by
-``torch.utils._pytree``, whose general flattening took ~0.2 ms of a ~1.7 ms step at batch 1 in a
-profile: it checks every node against its registry).
+``torch.utils._pytree``, whose general flattening, which checks every node against its registry,
+took 149 us against these functions' 11 us per flatten and unflatten of a ``transformer_lrn``
+step's arguments: BENCHMARKS.md, 2026-12-07, second session).
 
 A trace is recorded at first use of each key, with gradients off and outside inference mode
 (traces cannot record inference tensors), as a module that owns the decoder only (recording
