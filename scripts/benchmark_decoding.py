@@ -5,7 +5,8 @@ deploy, in one run, interleaved (``for repeat: for system: for cell``), with eac
 Systems (``MODEL/RUNTIME``; give each model's checkpoint with ``--system MODEL=CKPT``):
 
 * ``transformer``, ``transformer-dec2`` (fairseq ``transformer``, e.g. 6+6 or 3+3, and 6+2): CTranslate2
-  int8 and float32 (``ct2-int8``, ``ct2-float32``) and ``fairseq-generate``;
+  int8 and float32 (``ct2-int8``, ``ct2-float32``), with ``--shortlist FILE`` also int8 with the same
+  lists as CTranslate2's vocabulary map (``ct2-int8-vmap``), and ``fairseq-generate``;
 * ``transformer-lrn``, ``transformer-lrn-dec2`` (``transformer_lrn`` at those depths), ``lrn`` and
   ``lrn-conditional`` (the authors' decoder, ``--decoder-style conditional``):
   ``fairseq-lrn-translate`` in fp32 and int8 (``fast-fp32``, ``fast-int8``), with ``--shortlist FILE``
@@ -51,8 +52,9 @@ def parse_args(argv=None):
     add("--target-lang", help="target language (default: inferred)")
     add("--detok-lang", help="language of the Moses detokenizer (default: the target language)")
     add("--shortlist", metavar="FILE",
-        help="a shortlist of the data-bin (scripts/build_shortlist.py): adds the runtime fast-int8-shortlist "
-             "(fairseq-lrn-translate --quantize int8 --shortlist FILE) for the LRN models")
+        help="a shortlist of the data-bin (scripts/build_shortlist.py): adds the runtimes fast-int8-shortlist "
+             "(fairseq-lrn-translate --quantize int8 --shortlist FILE) for the LRN models and ct2-int8-vmap "
+             "(CTranslate2 int8 with the same lists as its vocabulary map, use_vmap) for the transformers")
     add("--runtimes", nargs="+", choices=list(RUNTIMES), default=list(RUNTIMES),
         help="runtimes to run (default: all that decode the given models)")
     add("--beams", nargs="+", type=int, default=[5, 1], help="beam sizes (1 = greedy; default: 5 1)")

@@ -4,7 +4,8 @@ hypotheses (BPE removed, still Moses-tokenized) and the decoding seconds without
 
 * CTranslate2, through its Python API on the float32 model ``ct2-fairseq-converter`` made of the
   checkpoint (converted once; int8 quantized at loading; the timer runs around ``translate_batch``
-  only; the Translator is loaded and warmed before);
+  only; the Translator is loaded and warmed before); with a shortlist, CTranslate2's own form of
+  it: the same lists as its vocabulary map (``vmap.txt``, ``translate_batch(use_vmap=True)``);
 * ``fairseq-generate`` on the data-bin's test split: its own "Translated N sentences ... in X s";
 * ``fairseq-lrn-translate`` (``python -m fairseq_lrn.translate``): its summary line.
 
@@ -178,6 +179,48 @@ def ct2_convert(checkpoint: str, test: TestSet, work: str) -> str:
     return out
 
 
+def ct2_vocabulary_map(model_dir: str, shortlist: str, test: TestSet) -> str:
+    """CTranslate2's model ``model_dir`` with the fairseq-lrn ``shortlist`` file as its vocabulary
+    map, made once beside it: a directory of links to the model's files and ``vmap.txt``, the
+    same lists in CTranslate2's format (``SOURCE<TAB>TARGETS`` per source word; the words every
+    batch gets under the empty source, as ``frequent`` in the shortlist). The shortlist is read
+    against the data-bin's dictionaries first (an error names a word of another data-bin)."""
+    from fairseq.data import Dictionary
+
+    from ..translate.shortlist import load_shortlist
+
+    st = os.stat(shortlist)
+    key = hashlib.sha1(repr((os.path.abspath(shortlist), st.st_size, st.st_mtime_ns)).encode()).hexdigest()[:12]
+    out = f"{model_dir}-vmap-{key}"
+    if os.path.isfile(os.path.join(out, "vmap.txt")):
+        return out
+    dicts = [Dictionary.load(os.path.join(test.data_bin, f"dict.{lang}.txt"))
+             for lang in (test.source_lang, test.target_lang)]
+    table = load_shortlist(shortlist, *dicts)
+    os.makedirs(out + ".tmp", exist_ok=True)
+    for name in os.listdir(model_dir):
+        link = os.path.join(out + ".tmp", name)
+        if not os.path.lexists(link):
+            os.symlink(os.path.abspath(os.path.join(model_dir, name)), link)
+    with open(os.path.join(out + ".tmp", "vmap.txt"), "w", encoding="utf-8") as f:
+        f.write(vocabulary_map_text(table, *dicts))
+    os.replace(out + ".tmp", out)
+    return out
+
+
+def vocabulary_map_text(shortlist, src_dict, tgt_dict) -> str:
+    """A :class:`~fairseq_lrn.translate.shortlist.Shortlist`'s lists in CTranslate2's vocabulary
+    map format: ``<TAB>WORDS`` (the words every batch gets), then ``SOURCE<TAB>TARGETS`` for each
+    source word with a list."""
+    eos = tgt_dict.eos()
+    lines = ["\t" + " ".join(tgt_dict[i] for i in shortlist.always.tolist())]
+    for s, row in enumerate(shortlist.table.tolist()):
+        words = [tgt_dict[t] for t in row if t != eos]
+        if words:
+            lines.append(f"{src_dict[s]}\t{' '.join(words)}")
+    return "\n".join(lines) + "\n"
+
+
 class CT2Translators:
     """``ctranslate2.Translator`` per (model, cell's threads and workers), loaded with
     ``compute_type`` (int8: the float32 model's weights quantized at loading, as
@@ -200,17 +243,19 @@ class CT2Translators:
         return self.loaded[key]
 
 
-def ct2_translate(translators: CT2Translators, model_dir: str, test: TestSet, cell: Cell) -> Decoded:
+def ct2_translate(translators: CT2Translators, model_dir: str, test: TestSet, cell: Cell,
+                  use_vmap: bool = False) -> Decoded:
     """``translate_batch`` over the BPE'd tokens (sorted by length and cut into batches of the
     cell's size by CTranslate2 itself, run ``inter_threads`` at a time), timed alone; the first
-    hypothesis of each line, BPE removed."""
+    hypothesis of each line, BPE removed. ``use_vmap``: with the model's vocabulary map
+    (:func:`ct2_vocabulary_map`)."""
     translator = translators.get(model_dir, cell, test.lines[0])
     tokens = [line.split() for line in test.lines]
     lengths = dict(min_decoding_length=0, max_decoding_length=MAX_LEN) if cell.length is None else \
         dict(min_decoding_length=cell.length, max_decoding_length=cell.length)
     start = time.perf_counter()
     results = translator.translate_batch(tokens, beam_size=cell.beam, max_batch_size=cell.batch_size,
-                                         length_penalty=1.0, **lengths)
+                                         length_penalty=1.0, use_vmap=use_vmap, **lengths)
     seconds = time.perf_counter() - start
     hyps = [remove_subwords(" ".join(r.hypotheses[0]), "subword_nmt") for r in results]
     return Decoded(_checked(hyps, test, "CTranslate2"), seconds)

@@ -38,6 +38,8 @@ class Runtime:
 RUNTIMES = {
     "ct2-int8": Runtime("CTranslate2, int8 weights (compute_type int8: quantized at loading)", "ct2", "int8"),
     "ct2-float32": Runtime("CTranslate2, float32", "ct2", "float32"),
+    "ct2-int8-vmap": Runtime("CTranslate2, int8, with the shortlist as its vocabulary map (use_vmap)", "ct2", "int8",
+                             shortlist=True),
     "fairseq-generate": Runtime("fairseq-generate (SequenceGenerator)", "generate"),
     "fast-fp32": Runtime("fairseq-lrn-translate --quantize none", "fast", "none"),
     "fast-int8": Runtime("fairseq-lrn-translate --quantize int8", "fast", "int8"),
@@ -53,9 +55,10 @@ RUNTIMES = {
 CT2 = ("ct2-int8", "ct2-float32")
 FAST = ("fast-fp32", "fast-int8")  # the modes that keep the translations' quality (fast-best)
 SHORTLISTED = ("fast-int8-shortlist",)  # may change translations: BLEU in the report, not in fast-best
+CT2_SHORTLISTED = ("ct2-int8-vmap",)  # CTranslate2 with the same lists: what fast-int8-shortlist is compared with
 EAGER = ("fast-int8-eager",)  # the same translations as fast-int8: how much the traced step gives
 TORCH_SELECT = ("fast-int8-torch-select",)  # fast-int8's translations: how much the compiled parts give
-TRANSFORMER_RUNTIMES = CT2 + ("fairseq-generate",)
+TRANSFORMER_RUNTIMES = CT2 + CT2_SHORTLISTED + ("fairseq-generate",)
 LRN_RUNTIMES = FAST + SHORTLISTED + EAGER + TORCH_SELECT + ("fairseq-generate",)
 # model -> (what the checkpoint is, the runtimes that decode it, the transformer it is compared with)
 MODELS: Dict[str, Tuple[str, Tuple[str, ...], Optional[str]]] = {
@@ -108,7 +111,9 @@ def pairs(names) -> List[Tuple[str, str]]:
         out += [(a, f"{model}/fairseq-generate") for a in fast + ct2]
         if base:
             out += [(a, f"{base}/{r}") for a in fast for r in CT2 + ("ct2-best",)]
+            out += [(f"{model}/{a}", f"{base}/{b}") for a in SHORTLISTED for b in CT2_SHORTLISTED]
         out += [(f"{model}/fast-int8", f"{model}/fast-fp32"), (f"{model}/ct2-int8", f"{model}/ct2-float32"),
+                (f"{model}/ct2-int8-vmap", f"{model}/ct2-int8"),
                 (f"{model}/fast-int8-shortlist", f"{model}/fast-int8"), (f"{model}/fast-int8", f"{model}/fast-int8-eager"),
                 (f"{model}/fast-int8", f"{model}/fast-int8-torch-select")]
     return [(a, b) for a, b in out if a in names and b in names]
@@ -132,8 +137,10 @@ def make_decoder(system: dict, test: TestSet, work: str, shortlist: Optional[str
     runtime = RUNTIMES[system["runtime"]]
     if runtime.kind == "ct2":
         model_dir = rt.ct2_convert(system["checkpoint"], test, work)
+        if runtime.shortlist:
+            model_dir = rt.ct2_vocabulary_map(model_dir, shortlist, test)
         translators = rt.CT2Translators(runtime.option)
-        return lambda cell: rt.ct2_translate(translators, model_dir, test, cell)
+        return lambda cell: rt.ct2_translate(translators, model_dir, test, cell, use_vmap=runtime.shortlist)
     if runtime.kind == "fast":
         listed = shortlist if runtime.shortlist else None
         return lambda cell: rt.fast_translate(system["checkpoint"], test, cell, runtime.option, shortlist=listed,

@@ -31,7 +31,7 @@ def _layer(N: int, K: int, bias: bool, seed: int):
     return weight, (torch.randn(N, generator=g) if bias else None), g
 
 
-SHAPES = [(M, K, N) for M in (0, 1, 2, 5, 6, 7, 13) for K, N in ((1, 1), (3, 7), (4, 8), (31, 9), (64, 33), (300, 17))]
+SHAPES = [(M, K, N) for M in (0, 1, 2, 3, 4, 5, 6, 7, 9, 13) for K, N in ((1, 1), (3, 7), (4, 8), (31, 9), (64, 33), (300, 17))]
 
 
 @pytest.mark.parametrize("M,K,N", SHAPES)

@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 
 from fairseq_lrn.bench import decoding_speed, targets
-from fairseq_lrn.bench.decoding_runtimes import Cell, fast_command_missing
+from fairseq.data import Dictionary
+
+from fairseq_lrn.bench.decoding_runtimes import (Cell, TestSet as DecodingTestSet, ct2_vocabulary_map, fast_command_missing,
+                                                 vocabulary_map_text)
 from fairseq_lrn.bench.shapes import transformer_flags
-from fairseq_lrn.translate.shortlist import build_shortlist
+from fairseq_lrn.translate.shortlist import MAGIC, build_shortlist, load_shortlist
 from tests.cli_utils import USER_DIR, preprocess, run_cli, write_reversal_corpus
 
 pytest.importorskip("ctranslate2")
@@ -72,8 +75,8 @@ def test_every_system_runs_every_cell(run):
     cells = report["config"]["cells"]
     assert cells == ["greedy_b8_t1_test", "greedy_b8_t1_w2_test", "greedy_b8_t1_L6", "greedy_b8_t1_w2_L6"] == [
         c.key for c in (Cell(1, 8, 1), Cell(1, 8, 1, workers=2), Cell(1, 8, 1, 6), Cell(1, 8, 1, 6, 2))]
-    expected = {"transformer/ct2-int8", "transformer/ct2-float32", "transformer/fairseq-generate",
-                "transformer-lrn/fairseq-generate"}
+    expected = {"transformer/ct2-int8", "transformer/ct2-float32", "transformer/ct2-int8-vmap",
+                "transformer/fairseq-generate", "transformer-lrn/fairseq-generate"}
     if fast_command_missing() is None:
         expected |= {"transformer-lrn/fast-fp32", "transformer-lrn/fast-int8", "transformer-lrn/fast-best",
                      "transformer-lrn/fast-int8-shortlist", "transformer-lrn/fast-int8-eager",
@@ -91,8 +94,10 @@ def test_every_system_runs_every_cell(run):
         ct2[f"transformer/ct2-{q}"][cells[0]]["median"] for q in ("int8", "float32"))
     assert set(report["bleu"]) == set(expected) - {"transformer-lrn/fast-best"}
     assert "transformer/ct2-float32/transformer/fairseq-generate" in report["ratios"]
+    assert "transformer/ct2-int8-vmap/transformer/ct2-int8" in report["ratios"]
     if fast_command_missing() is None:
         assert "transformer-lrn/fast-int8-shortlist/transformer-lrn/fast-int8" in report["ratios"]
+        assert "transformer-lrn/fast-int8-shortlist/transformer/ct2-int8-vmap" in report["ratios"]
         assert report["config"]["shortlist"].endswith("shortlist.txt")
     assert report["targets_table"] == [t.as_table_row() for t in targets.family_targets(targets.DECODING_FAMILY)]
 
@@ -125,6 +130,45 @@ def test_two_batches_at_once_give_the_same_hypotheses(run):
         if other in report["bleu"]:
             for cell in ("greedy_b8_t1_test", "greedy_b8_t1_w2_L6"):
                 assert hypotheses(hyps_dir, "transformer-lrn/fast-int8", cell) == hypotheses(hyps_dir, other, cell)
+
+
+def test_ct2_with_the_vocabulary_map_writes_only_shortlisted_words(run, toy, tmp_path):
+    """ct2-int8-vmap: CTranslate2 given the shortlist as its vocabulary map (use_vmap) writes only
+    words of each line's lists (its source words' and the frequent ones), as the fast command
+    with --shortlist does; the map holds the shortlist's lists in CTranslate2's format; a map
+    of one word makes CTranslate2 write only that word (and its own specials)."""
+    import ctranslate2
+
+    report, hyps_dir = run
+    src_dict, tgt_dict = (Dictionary.load(os.path.join(toy["data_bin"], f"dict.{lang}.txt")) for lang in ("src", "tgt"))
+    shortlist_file = Path(report["config"]["shortlist"])
+    text = vocabulary_map_text(load_shortlist(str(shortlist_file), src_dict, tgt_dict), src_dict, tgt_dict)
+    (vmap,) = (shortlist_file.parent / "work").glob("ct2-float32-*-vmap-*/vmap.txt")
+    assert vmap.read_text(encoding="utf-8") == text
+    lines = text.splitlines()
+    always = set(lines[0].split("\t")[1].split()) | {"</s>", "<unk>"}
+    lists = dict(line.split("\t") for line in lines[1:])
+    assert lines[0].startswith("\t") and len(always) >= 2 and lists
+    sources = (toy["folder"] / "test.src").read_text(encoding="utf-8").splitlines()
+    hyps = hypotheses(hyps_dir, "transformer/ct2-int8-vmap", "greedy_b8_t1_test")
+    assert len(hyps) == len(sources) == 40
+    for source, hyp in zip(sources, hyps):
+        allowed = always | {w for word in source.split() for w in lists.get(word, "").split()}
+        assert set(hyp.split()) <= allowed, (source, hyp)
+
+    # one word for every batch, no source lists: that word is all CTranslate2 may write
+    word = tgt_dict[tgt_dict.nspecial]
+    (tmp_path / "one.txt").write_text(f"{MAGIC}\nfrequent\t{word}\n", encoding="utf-8")
+    test = DecodingTestSet(toy["data_bin"], "src", "tgt", str(toy["folder"] / "test.src"), sources)
+    one_word = ct2_vocabulary_map(str(vmap.parent).split("-vmap-")[0], str(tmp_path / "one.txt"), test)
+    translator = ctranslate2.Translator(one_word, device="cpu", compute_type="int8")
+    results = translator.translate_batch([line.split() for line in sources[:8]], beam_size=1,
+                                         max_decoding_length=5, use_vmap=True)
+    written = {token for r in results for token in r.hypotheses[0]}
+    specials = {"<unk>", "<s>"}  # CTranslate2 always allows its unk, bos and eos
+    assert word in written and written <= {word} | specials, written
+    free = translator.translate_batch([line.split() for line in sources[:8]], beam_size=1, max_decoding_length=5)
+    assert {token for r in free for token in r.hypotheses[0]} - {word} - specials
 
 
 def test_forced_length_gives_every_hypothesis_that_many_tokens(run):
