@@ -48,13 +48,24 @@ def quantize_weight(weight: Tensor):
     weight = weight.detach().float()
     scale = weight.abs().amax(1) / WEIGHT_MAX
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    rows, depth = -(-N // COLUMN_ALIGN) * COLUMN_ALIGN, -(-K // DEPTH_ALIGN) * DEPTH_ALIGN
-    quantized = torch.zeros(rows, depth, dtype=torch.int8, device=weight.device)
-    quantized[:N, :K] = torch.round(weight / scale[:, None]).clamp(-WEIGHT_MAX, WEIGHT_MAX).to(torch.int8)
-    padded_scale = torch.ones(rows, device=weight.device)
+    depth = -(-K // DEPTH_ALIGN) * DEPTH_ALIGN
+    quantized = torch.zeros(N, depth, dtype=torch.int8, device=weight.device)
+    quantized[:, :K] = torch.round(weight / scale[:, None]).clamp(-WEIGHT_MAX, WEIGHT_MAX).to(torch.int8)
+    return pack_weight(quantized, scale)
+
+
+def pack_weight(quantized: Tensor, scale: Tensor):
+    """``quantized (N, Kp)`` int8 rows (``Kp`` a multiple of ``DEPTH_ALIGN``) and their ``scale
+    (N,)`` -> :func:`quantize_weight`'s ``(packed, w_scale (Np,), w_sum (Np,))``: the rows zero
+    padded to a multiple of ``COLUMN_ALIGN`` (scale 1) and packed."""
+    N, depth = quantized.shape
+    rows = -(-N // COLUMN_ALIGN) * COLUMN_ALIGN
+    padded = torch.zeros(rows, depth, dtype=torch.int8, device=quantized.device)
+    padded[:N] = quantized
+    padded_scale = torch.ones(rows, device=quantized.device)
     padded_scale[:N] = scale
-    packed = quantized.view(rows // COLUMN_ALIGN, COLUMN_ALIGN, depth // QUAD, QUAD)
-    return packed.transpose(1, 2).contiguous(), padded_scale, quantized.sum(1, dtype=torch.int32)
+    packed = padded.view(rows // COLUMN_ALIGN, COLUMN_ALIGN, depth // QUAD, QUAD)
+    return packed.transpose(1, 2).contiguous(), padded_scale, padded.sum(1, dtype=torch.int32)
 
 
 def unpack_weight(packed: Tensor) -> Tensor:
@@ -112,8 +123,12 @@ class Int8Linear(nn.Module):
 
     def __init__(self, weight: Tensor, bias: Optional[Tensor], compiled: bool):
         super().__init__()
-        self.out_features, self.in_features = weight.shape
-        quantized, scale, weight_sum = quantize_weight(weight)
+        self._store(quantize_weight(weight), *weight.shape, bias, compiled)
+
+    def _store(self, packed, out_features: int, in_features: int, bias: Optional[Tensor], compiled: bool):
+        """Hold :func:`quantize_weight`'s ``packed`` weights of an ``(out_features, in_features)`` layer."""
+        quantized, scale, weight_sum = packed
+        self.out_features, self.in_features = out_features, in_features
         self.register_buffer("weight_int8", quantized)
         self.register_buffer("weight_scale", scale)
         self.register_buffer("weight_sum", weight_sum)
@@ -121,11 +136,27 @@ class Int8Linear(nn.Module):
         self.compiled = compiled
         # the PyTorch version's weights, as floats once rather than unpacked at every call
         self.register_buffer("integer_weight", None if compiled else
-                             _integer_weight(quantized, self.out_features, self.in_features), persistent=False)
+                             _integer_weight(quantized, out_features, in_features), persistent=False)
+        self._unpacked = None  # select_outputs' int8 rows, (out_features, Kp), made at its first call
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, compiled: bool) -> "Int8Linear":
         return cls(linear.weight, linear.bias, compiled)
+
+    def select_outputs(self, index: Tensor) -> "Int8Linear":
+        """The layer of the output features ``index (K,)`` only (a shortlist's rows of the output
+        projection), its int8 rows and scales taken as they are and packed again: the layer that
+        quantizing those rows of the float weight gives (the scales are per feature), without the
+        float work at every batch of a shortlisted search."""
+        if self._unpacked is None:
+            self._unpacked = unpack_weight(self.weight_int8)[: self.out_features]
+        rows = self._unpacked.index_select(0, index)
+        packed = pack_weight(rows, self.weight_scale[: self.out_features].index_select(0, index))
+        layer = Int8Linear.__new__(Int8Linear)
+        nn.Module.__init__(layer)
+        layer._store(packed, index.numel(), self.in_features,
+                     None if self.bias is None else self.bias.index_select(0, index), self.compiled)
+        return layer
 
     def forward(self, x: Tensor) -> Tensor:
         if self.compiled:

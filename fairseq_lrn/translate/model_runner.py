@@ -95,20 +95,21 @@ class ModelRunner(nn.Module):
     def restrict_output(self, vocabulary: Optional[Tensor]) -> None:
         """Make :meth:`step` score the target ids ``vocabulary (K,)`` only (a shortlist,
         :mod:`~fairseq_lrn.translate.shortlist`; the softmax is over them), or the whole
-        vocabulary again (None). The rows are taken from the projection's float weights; when the
-        projection is int8, they are quantized as it is (:class:`~fairseq_lrn.translate.int8_linear.Int8Linear`)."""
+        vocabulary again (None). The rows are taken from the projection's float weights, or, when it
+        is int8, from its int8 weights as they are
+        (:meth:`~fairseq_lrn.translate.int8_linear.Int8Linear.select_outputs`)."""
         if vocabulary is None:
             self._restricted = None
+            return
+        output = self.output_layer()
+        if isinstance(output, Int8Linear):
+            self._restricted = output.select_outputs(vocabulary.to(output.weight_int8.device))
             return
         weight, bias = (None if t is None else t.detach() for t in self._float_output)
         index = vocabulary.to(weight.device)
         rows = weight.index_select(0, index)
         bias = None if bias is None else bias.index_select(0, index)
-        output = self.output_layer()
-        if not isinstance(output, Int8Linear):
-            self._restricted = lambda features: F.linear(features, rows, bias)
-            return
-        self._restricted = Int8Linear(rows, bias, output.compiled)
+        self._restricted = lambda features: F.linear(features, rows, bias)
 
     def reorder(self, state: State, order: Tensor) -> State:
         """Select rows ``order (N,)`` of every per-row state tensor (dimension 0)."""

@@ -1,7 +1,7 @@
 """int8 mode's linear layer (fairseq_lrn/translate/int8_linear.py and native/int8_linear.cpp): the
 compiled kernel against its PyTorch reference (bit for bit), the reference against the float
 product (within the quantization's error bound), the packing, odd shapes, non-finite rows, threads,
-bad arguments, and the module in a trace."""
+bad arguments, the module in a trace, and its selected outputs (a shortlist's)."""
 
 import pytest
 import torch
@@ -118,6 +118,26 @@ def test_weight_packing_round_trip():
                                atol=float(scale.max()) / 2 + 1e-7)
     assert scale[4] == 1 and not unpacked[4].any()
     assert torch.equal(weight_sum, unpacked.sum(1, dtype=torch.int32))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_selected_outputs_are_the_layer_of_those_rows(compiled, bias):
+    """select_outputs (a shortlist's rows of the output layer): the same buffers and outputs as an
+    Int8Linear quantized from those rows of the float weight, compiled and not, in any order."""
+    weight, b, g = _layer(37, 30, bias, seed=7)
+    weight[5] = 0
+    index = torch.tensor([36, 0, 5, 17, 18, 19, 20, 21, 22, 3])
+    x = torch.randn(6, 30, generator=g)
+    for flag in (True, False):
+        full = Int8Linear(weight, b, compiled=flag)
+        selected = full.select_outputs(index)
+        expected = Int8Linear(weight[index], None if b is None else b[index], compiled=flag)
+        assert (selected.out_features, selected.in_features, selected.compiled) == (10, 30, flag)
+        for name, buffer in expected.named_buffers():
+            assert torch.equal(getattr(selected, name), buffer) if buffer is not None else getattr(selected, name) is None, name
+        assert torch.equal(selected(x), expected(x))
+        assert torch.equal(selected(x), full(x)[:, index])
+        assert torch.equal(full.select_outputs(index[:1])(x), full(x)[:, index[:1]])
 
 
 def test_rows_with_inf_or_nan_give_nan_and_leave_other_rows_alone(compiled):
