@@ -212,12 +212,8 @@ def vocabulary_map_text(shortlist, src_dict, tgt_dict) -> str:
     """A :class:`~fairseq_lrn.translate.shortlist.Shortlist`'s lists in CTranslate2's vocabulary
     map format: ``<TAB>WORDS`` (the words every batch gets), then ``SOURCE<TAB>TARGETS`` for each
     source word with a list."""
-    eos = tgt_dict.eos()
-    lines = ["\t" + " ".join(tgt_dict[i] for i in shortlist.always.tolist())]
-    for s, row in enumerate(shortlist.table.tolist()):
-        words = [tgt_dict[t] for t in row if t != eos]
-        if words:
-            lines.append(f"{src_dict[s]}\t{' '.join(words)}")
+    always, lists = shortlist.word_lists(src_dict, tgt_dict)
+    lines = ["\t" + " ".join(always), *(f"{source}\t{' '.join(words)}" for source, words in lists)]
     return "\n".join(lines) + "\n"
 
 

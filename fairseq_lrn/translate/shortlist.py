@@ -54,17 +54,20 @@ class Shortlist:
         allowed = torch.cat([table[src_tokens.reshape(-1)].reshape(-1), self.always.to(src_tokens.device)])
         return torch.unique(allowed)
 
+    def word_lists(self, src_dict, tgt_dict) -> Tuple[List[str], List[Tuple[str, List[str]]]]:
+        """The lists as words: the words every batch gets, and ``(source word, its target words)``
+        for each source word that has a list."""
+        eos = tgt_dict.eos()
+        lists = [(src_dict[s], [tgt_dict[t] for t in row if t != eos]) for s, row in enumerate(self.table.tolist())]
+        return [tgt_dict[i] for i in self.always.tolist()], [(source, words) for source, words in lists if words]
+
     def save(self, path: str, src_dict, tgt_dict) -> None:
         """Write the file format of the module docstring, atomically (never seen half-written)."""
         from ..atomic_files import atomic_outputs
 
         header = "\t".join([MAGIC, *(f"{k} {v}" for k, v in self.info.items())])
-        lines = [header, "frequent\t" + " ".join(tgt_dict[i] for i in self.always.tolist())]
-        eos = tgt_dict.eos()
-        for s, row in enumerate(self.table.tolist()):
-            words = [tgt_dict[t] for t in row if t != eos]
-            if words:
-                lines.append(f"{src_dict[s]}\t{' '.join(words)}")
+        always, lists = self.word_lists(src_dict, tgt_dict)
+        lines = [header, "frequent\t" + " ".join(always), *(f"{source}\t{' '.join(words)}" for source, words in lists)]
         with atomic_outputs(path) as (temp,):
             temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
