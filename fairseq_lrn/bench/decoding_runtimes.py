@@ -196,14 +196,14 @@ def ct2_vocabulary_map(model_dir: str, shortlist: str, test: TestSet) -> str:
         return out
     dicts = [Dictionary.load(os.path.join(test.data_bin, f"dict.{lang}.txt"))
              for lang in (test.source_lang, test.target_lang)]
-    table = load_shortlist(shortlist, *dicts)
+    lists = load_shortlist(shortlist, *dicts)
     os.makedirs(out + ".tmp", exist_ok=True)
     for name in os.listdir(model_dir):
         link = os.path.join(out + ".tmp", name)
         if not os.path.lexists(link):
             os.symlink(os.path.abspath(os.path.join(model_dir, name)), link)
     with open(os.path.join(out + ".tmp", "vmap.txt"), "w", encoding="utf-8") as f:
-        f.write(vocabulary_map_text(table, *dicts))
+        f.write(vocabulary_map_text(lists, *dicts))
     os.replace(out + ".tmp", out)
     return out
 
