@@ -9,9 +9,12 @@ feed-forward and LRN layers, and the output projection over the vocabulary, the 
 of a step. A tied output projection (the decoder's embedding matrix) is quantized as a copy, so
 the embedding lookup keeps its float weights.
 
-Not quantized: embeddings, layer norms, the recurrences (elementwise), and the self-attention
-projections of fairseq's Transformer encoder (its fast path reads their float weights directly;
-the encoder runs once per batch).
+The self-attention of fairseq's Transformer encoder layers (whose fast path reads the float
+weights of its projections itself) is replaced as a whole by
+:class:`~fairseq_lrn.translate.int8_self_attention.Int8SelfAttention`, the same computation with
+int8 projections, where it is of the plain form that class computes (else it stays float).
+
+Not quantized: embeddings, layer norms, the recurrences (elementwise) and the attentions' softmax.
 
 Quantization changes the numbers, so the translations can differ from fp32 ones. The default,
 ``auto``, is int8 on the CPU for the model families whose int8 translations were measured within
@@ -26,6 +29,7 @@ from typing import Set
 from torch import nn
 
 from .int8_linear import Int8Linear
+from .int8_self_attention import Int8SelfAttention, replaceable
 from .lrn_runner import LRNRunner
 from .transformer_lrn_runner import TransformerLRNRunner
 
@@ -48,9 +52,16 @@ def resolve_mode(mode: str, runner: nn.Module, device: str) -> str:
 
 
 def quantizable_linears(runner: nn.Module) -> Set[str]:
-    """The qualified names (in ``runner``) of the ``nn.Linear`` layers int8 mode replaces."""
+    """The qualified names (in ``runner``) of the ``nn.Linear`` layers int8 mode replaces, those of
+    self-attentions excepted (:func:`quantizable_self_attentions`)."""
     return {name for name, module in runner.named_modules()
             if type(module) is nn.Linear and ".self_attn." not in f".{name}."}
+
+
+def quantizable_self_attentions(runner: nn.Module) -> Set[str]:
+    """The qualified names (in ``runner``) of the self-attentions int8 mode replaces by
+    :class:`~fairseq_lrn.translate.int8_self_attention.Int8SelfAttention`."""
+    return {name for name, module in runner.named_modules() if name.endswith("self_attn") and replaceable(module)}
 
 
 def quantize_runner(runner: nn.Module, mode: str, *, compiled: bool) -> nn.Module:
@@ -64,9 +75,11 @@ def quantize_runner(runner: nn.Module, mode: str, *, compiled: bool) -> nn.Modul
         return runner
     if next(runner.parameters()).device.type != "cpu":
         raise ValueError("--quantize int8 runs on the CPU; use --quantize none with --device cuda")
-    for name in quantizable_linears(runner):
-        parent_name, _, child = name.rpartition(".")
-        parent = runner.get_submodule(parent_name) if parent_name else runner
-        setattr(parent, child, Int8Linear.from_linear(getattr(parent, child), compiled))
+    for names, int8_module in ((quantizable_linears(runner), Int8Linear.from_linear),
+                               (quantizable_self_attentions(runner), Int8SelfAttention.from_attention)):
+        for name in names:
+            parent_name, _, child = name.rpartition(".")
+            parent = runner.get_submodule(parent_name) if parent_name else runner
+            setattr(parent, child, int8_module(getattr(parent, child), compiled))
     runner.fused_ops = compiled
     return runner
