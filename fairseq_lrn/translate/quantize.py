@@ -19,8 +19,8 @@ Not quantized: embeddings, layer norms, the recurrences (elementwise) and the at
 Quantization changes the numbers, so the translations can differ from fp32 ones. The default,
 ``auto``, is int8 on the CPU for the model families whose int8 translations were measured within
 0.3 BLEU of fp32 on real text (:data:`INT8_MEASURED`; BENCHMARKS.md, 2026-12-07, runs V, X and V4,
-gettext En-Fr: ``transformer_lrn`` 3+3 and 6+2, beam 5 and greedy, -0.09 to +0.08 BLEU, 3+3 -0.08
-with the encoder's self-attention in int8 (the 6+2 measured before it); ``lrn`` 2+2,
+gettext En-Fr: ``transformer_lrn`` 3+3 and 6+2, beam 5 and greedy, -0.09 to +0.08 BLEU; with the
+encoder's self-attention in int8, 3+3 -0.08 and 6+2 +0.24; ``lrn`` 2+2,
 beam 5, -0.06 with the default decoder, -0.20 (greedy -0.11) with the authors' conditional one), and
 ``none`` on CUDA.
 """
