@@ -125,6 +125,10 @@ struct Problem {
   float* y;                      // (M, N)
 };
 
+// Whether the group of 8 output features starting at j is whole (not cut by N): the AVX2 tile
+// scales such a group's sums to floats in registers, the plain loop the others.
+inline bool whole_group(const Problem& p, int64_t j) { return j + kColumnAlign <= p.N; }
+
 // Output features [8 g, 8 (g + V)) of rows [m, m + R): the int32 dot products, then
 // y = (acc - zero point * w_sum) * (row scale * feature scale) + bias. Writes only features < N.
 // kFetchAhead: prefetch the weights kPrefetchBytes ahead of the loads (the tile that reads them first).
@@ -166,7 +170,7 @@ __attribute__((always_inline)) inline void tile(const Problem& p, int64_t m, int
   // order, so the same floats); a group cut by N: through `sums`
   for (int v = 0; v < V; ++v) {
     const int64_t j = (g + v) * kColumnAlign;
-    if (j + kColumnAlign > p.N) {
+    if (!whole_group(p, j)) {
       for (int r = 0; r < R; ++r) _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums[r][v]), acc[r][v]);
       continue;
     }
@@ -197,7 +201,7 @@ __attribute__((always_inline)) inline void tile(const Problem& p, int64_t m, int
   for (int v = 0; v < V; ++v) {
     const int64_t j = (g + v) * kColumnAlign, columns = std::min<int64_t>(kColumnAlign, p.N - j);
 #ifdef __AVX2__
-    if (columns == kColumnAlign) continue;  // written above
+    if (whole_group(p, j)) continue;  // written above
 #endif
     for (int r = 0; r < R; ++r) {
       const RowQuantization& row = p.rows[m + r];
