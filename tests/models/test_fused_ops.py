@@ -102,6 +102,9 @@ def test_bad_arguments_are_refused_with_the_reason(compiled):
         ops.lrn_cell(torch.zeros(3, 10), torch.zeros(3, 5), None, None, 0, 1e-5, False, 2)
     with pytest.raises(RuntimeError, match="a norm needs norm_weight and norm_bias"):
         ops.lrn_cell(torch.zeros(3, 15), torch.zeros(3, 5), None, None, 1, 1e-5, False, 3)
+    for h_prev in (torch.zeros(()), torch.zeros(15)):  # its sizes are read only after this check
+        with pytest.raises(RuntimeError, match=rf"h_prev must be a \(rows, D\) .* got {h_prev.dim()} dimensions"):
+            ops.lrn_cell(torch.zeros(3, 15), h_prev, None, None, 0, 1e-5, False, 3)
     query, keys, values, mask = _attention_inputs(2, 3, 2, 5, 8, seed=2)
     with pytest.raises(RuntimeError, match="keys_t must be float32 .* the keys transposed"):
         ops.beam_attention(query, keys, values, mask, 1.0)

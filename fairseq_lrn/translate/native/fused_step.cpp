@@ -130,6 +130,7 @@ void lrn_cell_into(const at::Tensor& projected, const at::Tensor& h_prev, const 
     }
   });
 }
+
 }  // namespace fairseq_lrn_native
 
 namespace {
@@ -266,6 +267,7 @@ void attend_head(const float* query, int64_t query_stride, const float* keys_t, 
     default: break;
   }
 }
+
 }  // namespace
 
 namespace fairseq_lrn_native {
@@ -322,8 +324,10 @@ namespace {
 at::Tensor lrn_cell(const at::Tensor& projected, const at::Tensor& h_prev, const c10::optional<at::Tensor>& norm_weight,
                     const c10::optional<at::Tensor>& norm_bias, int64_t norm_style, double eps, bool tanh_activation,
                     int64_t gates) {
-  at::Tensor h = at::empty({h_prev.size(0), h_prev.dim() == 2 ? h_prev.size(1) : 0},
-                           h_prev.options().memory_format(at::MemoryFormat::Contiguous));
+  // lrn_cell_into checks every argument; this one only needs h_prev's two sizes first
+  TORCH_CHECK(h_prev.dim() == 2, "lrn_cell: h_prev must be a (rows, D) float32 CPU tensor, got ", h_prev.dim(),
+              " dimensions");
+  at::Tensor h = at::empty({h_prev.size(0), h_prev.size(1)}, h_prev.options().memory_format(at::MemoryFormat::Contiguous));
   fairseq_lrn_native::lrn_cell_into(projected, h_prev, norm_weight, norm_bias, norm_style, eps, tanh_activation, gates, h);
   return h;
 }
