@@ -194,6 +194,11 @@ def test_transformer_lrn_layers_refuse_bad_arguments(compiled):
     with pytest.raises(RuntimeError, match="3 keys but 2 values"):
         ops.transformer_lrn_layers(x, h, fused.params, fused.out_features, memory.keys, memory.values[:2],
                                    memory.padding_mask, **args)
+    narrow_fc2 = list(fused.out_features)
+    narrow_fc2[4] = 8  # layer 0's fc2 (the fifth int8 layer of each)
+    with pytest.raises(RuntimeError, match="layer 0's out_proj and fc2 give 16 and 8 features, not 16"):
+        ops.transformer_lrn_layers(x, h, fused.params, narrow_fc2, memory.keys, memory.values,
+                                   memory.padding_mask, **args)
 
 
 def test_transformer_lrn_int8_translations_are_those_of_the_step_operation_by_operation(compiled,

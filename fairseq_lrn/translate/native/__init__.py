@@ -44,7 +44,7 @@ def native_available() -> Optional[str]:
             from torch.utils.cpp_extension import load
 
             logger.info("loading the compiled search steps and int8 kernel (built by the C++ compiler on first use, ~30 s)")
-            name = f"fairseq_lrn_search_v4_{torch.backends.cpu.get_cpu_capability().lower()}"
+            name = f"fairseq_lrn_search_v5_{torch.backends.cpu.get_cpu_capability().lower()}"
             load(name=name, sources=SOURCES, is_python_module=False, extra_cflags=CFLAGS)
             _state["loaded"] = True
         except Exception as error:  # a missing compiler surfaces as several exception types

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <tuple>
+#include <vector>
 
 #include "native_ops.h"
 
@@ -57,9 +58,11 @@ struct LayerParams {
     TORCH_CHECK(t.has_value(), "transformer_lrn_layers: layer ", layer, " parameter ", i, " is missing");
     return *t;
   }
-  at::Tensor linear(const at::Tensor& x, int64_t first, int64_t which) const {
-    return fairseq_lrn_native::int8_linear(x, required(first), required(first + 1), required(first + 2), get(first + 3),
-                                           out_features[layer * kLinearsPerLayer + which]);
+  int64_t out(int64_t which) const { return out_features[layer * kLinearsPerLayer + which]; }
+  // y (N, out(which)) = the int8 layer at `first` applied to x (N, K): rows of contiguous floats
+  void linear(const float* x, int64_t N, int64_t K, int64_t first, int64_t which, float* y) const {
+    fairseq_lrn_native::int8_linear_into(x, N, K, required(first), required(first + 1), required(first + 2),
+                                         get(first + 3), out(which), y);
   }
   // the float32 weight and bias of a layer norm, C values each
   std::pair<const float*, const float*> layer_norm(int64_t first, int64_t C) const {
@@ -120,35 +123,48 @@ std::tuple<at::Tensor, at::Tensor> transformer_lrn_layers(
   float* xp = x.data_ptr<float>();
   float* np = normed.data_ptr<float>();
   // a sub-layer's input: x, or with normalize_before its layer norm
-  auto sublayer_input = [&](std::pair<const float*, const float*> affine) -> const at::Tensor& {
+  auto sublayer_input = [&](std::pair<const float*, const float*> affine) -> const float* {
     if (normalize_before) layer_norm_rows(xp, C, np, N, C, affine, layer_norm_eps);
-    return normed;
+    return np;
   };
+  // the products' outputs, written in place rather than as new tensors: `wide` takes the cell's
+  // projection, the query and the attention's output; `hidden` the feed-forward's hidden layer
+  // (fc2's output goes to `wide`)
+  int64_t wide_features = C, hidden_features = 0;
+  for (int64_t l = 0; l < L; ++l) {
+    const LayerParams p{params, out_features, l};
+    wide_features = std::max({wide_features, p.out(kCellProjOut), p.out(kQueryProjOut), p.out(kOutProjOut), p.out(kFc2Out)});
+    hidden_features = std::max(hidden_features, p.out(kFc1Out));
+  }
+  std::vector<float> wide(N * wide_features), hidden(N * hidden_features);
+  const at::TensorOptions floats = x.options();
   for (int64_t l = 0; l < L; ++l) {
     const LayerParams p{params, out_features, l};
     const auto cell_norm = p.layer_norm(kCellLayerNorm, C), attention_norm = p.layer_norm(kAttentionLayerNorm, C),
                final_norm = p.layer_norm(kFinalLayerNorm, C);
     // the LRN: its new state is the sub-layer's output
+    TORCH_CHECK(p.out(kOutProjOut) == C && p.out(kFc2Out) == C, "transformer_lrn_layers: layer ", l, "'s out_proj and fc2 give ",
+                p.out(kOutProjOut), " and ", p.out(kFc2Out), " features, not ", C);
     at::Tensor h = h_new.select(1, l);
-    const at::Tensor projected = p.linear(sublayer_input(cell_norm), kCellProj, kCellProjOut);
-    fairseq_lrn_native::lrn_cell_into(projected, h_prev.select(1, l), p.get(kCellNormWeight), p.get(kCellNormBias),
-                                      cell_norm_style, cell_norm_eps, tanh_activation, gates, h);
+    p.linear(sublayer_input(cell_norm), N, C, kCellProj, kCellProjOut, wide.data());
+    fairseq_lrn_native::lrn_cell_into(at::from_blob(wide.data(), {N, p.out(kCellProjOut)}, floats), h_prev.select(1, l),
+                                      p.get(kCellNormWeight), p.get(kCellNormBias), cell_norm_style, cell_norm_eps,
+                                      tanh_activation, gates, h);
     add_residual(xp, h.data_ptr<float>(), h.stride(0), N, C, post_norm, cell_norm, layer_norm_eps);
     // the encoder attention
-    const at::Tensor query = p.linear(sublayer_input(attention_norm), kQueryProj, kQueryProjOut);
-    const at::Tensor context = fairseq_lrn_native::beam_attention(query, keys_t[l], values[l], padding_mask, scaling);
-    const at::Tensor attended = p.linear(context, kOutProj, kOutProjOut);
-    TORCH_CHECK(attended.size(1) == C, "transformer_lrn_layers: out_proj gives ", attended.size(1), " features, not ", C);
-    add_residual(xp, attended.data_ptr<float>(), C, N, C, post_norm, attention_norm, layer_norm_eps);
+    p.linear(sublayer_input(attention_norm), N, C, kQueryProj, kQueryProjOut, wide.data());
+    const at::Tensor context = fairseq_lrn_native::beam_attention(
+        at::from_blob(wide.data(), {N, p.out(kQueryProjOut)}, floats), keys_t[l], values[l], padding_mask, scaling);
+    p.linear(context.data_ptr<float>(), N, context.size(1), kOutProj, kOutProjOut, wide.data());
+    add_residual(xp, wide.data(), C, N, C, post_norm, attention_norm, layer_norm_eps);
     // the feed-forward sub-layer
-    at::Tensor hidden = p.linear(sublayer_input(final_norm), kFc1, kFc1Out);
-    float* hp = hidden.data_ptr<float>();
-    const int64_t hidden_size = hidden.numel();
+    p.linear(sublayer_input(final_norm), N, C, kFc1, kFc1Out, hidden.data());
+    float* hp = hidden.data();
+    const int64_t hidden_size = N * p.out(kFc1Out);
 #pragma omp simd
     for (int64_t i = 0; i < hidden_size; ++i) hp[i] = hp[i] < 0.0f ? 0.0f : hp[i];  // as F.relu (NaN stays NaN)
-    const at::Tensor ffn = p.linear(hidden, kFc2, kFc2Out);
-    TORCH_CHECK(ffn.size(1) == C, "transformer_lrn_layers: fc2 gives ", ffn.size(1), " features, not ", C);
-    add_residual(xp, ffn.data_ptr<float>(), C, N, C, post_norm, final_norm, layer_norm_eps);
+    p.linear(hp, N, p.out(kFc1Out), kFc2, kFc2Out, wide.data());
+    add_residual(xp, wide.data(), C, N, C, post_norm, final_norm, layer_norm_eps);
   }
   return {x, h_new};
 }

@@ -259,16 +259,15 @@ void all_rows(const Problem& p, int64_t M, int64_t g_begin, int64_t g_end) {
 
 namespace fairseq_lrn_native {
 
-at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& weight_scale,
-                       const at::Tensor& weight_sum, const c10::optional<at::Tensor>& bias, int64_t out_features) {
-  TORCH_CHECK(input.device().is_cpu() && input.scalar_type() == at::kFloat,
-              "int8_linear: input must be a float32 CPU tensor, got ", input.scalar_type(), " on ", input.device());
+void int8_linear_into(const float* x, int64_t M, int64_t K, const at::Tensor& weight, const at::Tensor& weight_scale,
+                      const at::Tensor& weight_sum, const c10::optional<at::Tensor>& bias, int64_t out_features,
+                      float* y) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == kColumnAlign && weight.size(3) == kQuad &&
               weight.size(1) % (kDepthAlign / kQuad) == 0 &&
               weight.scalar_type() == at::kChar && weight.is_contiguous(),
               "int8_linear: weight must be a contiguous int8 (groups, quads (even), 8, 4) tensor (int8_linear.quantize_weight)");
   const int64_t Np = weight.size(0) * kColumnAlign, Kp = weight.size(1) * kQuad;
-  const int64_t N = out_features, K = input.size(-1);
+  const int64_t N = out_features;
   TORCH_CHECK(N <= Np && Np - N < kColumnAlign,
               "int8_linear: weight (", Np, ", ", Kp, ") is not padded for ", N, " output features");
   TORCH_CHECK(Kp == (K + kDepthAlign - 1) / kDepthAlign * kDepthAlign, "int8_linear: input has ", K,
@@ -283,22 +282,15 @@ at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& weight, const 
                 "int8_linear: bias must be ", N, " contiguous float32 values");
     b = bias->data_ptr<float>();
   }
-  const at::Tensor x = input.reshape({-1, K}).contiguous();
-  const int64_t M = x.size(0);
-  std::vector<int64_t> out_shape(input.sizes().begin(), input.sizes().end());
-  out_shape.back() = N;
-  at::Tensor out = at::empty({M, N}, input.options());
-  if (M == 0 || N == 0) return out.view(out_shape);
+  if (M == 0 || N == 0) return;
 
   std::vector<uint8_t> q(M * Kp);
   std::vector<RowQuantization> rows(M);
-  const float* xp = x.data_ptr<float>();
-  for (int64_t m = 0; m < M; ++m) rows[m] = quantize_row(xp + m * K, K, Kp, q.data() + m * Kp);
+  for (int64_t m = 0; m < M; ++m) rows[m] = quantize_row(x + m * K, K, Kp, q.data() + m * Kp);
 
   const int8_t* w = weight.data_ptr<int8_t>();
   const float* ws = weight_scale.data_ptr<float>();
   const int32_t* wsum = weight_sum.data_ptr<int32_t>();
-  float* y = out.data_ptr<float>();
   const int64_t groups = Np / kColumnAlign;
   const int64_t block = std::max<int64_t>(2, kBlockBytes / (Kp * kColumnAlign) / 2 * 2);  // groups, even
   const int64_t blocks = (groups + block - 1) / block;
@@ -309,6 +301,19 @@ at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& weight, const 
     for (int64_t blk = first; blk < last; ++blk)
       all_rows(problem, M, blk * block, std::min(groups, (blk + 1) * block));
   });
+}
+
+at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& weight_scale,
+                       const at::Tensor& weight_sum, const c10::optional<at::Tensor>& bias, int64_t out_features) {
+  TORCH_CHECK(input.device().is_cpu() && input.scalar_type() == at::kFloat,
+              "int8_linear: input must be a float32 CPU tensor, got ", input.scalar_type(), " on ", input.device());
+  const int64_t K = input.size(-1);
+  const at::Tensor x = input.reshape({-1, K}).contiguous();
+  std::vector<int64_t> out_shape(input.sizes().begin(), input.sizes().end());
+  out_shape.back() = out_features;
+  at::Tensor out = at::empty({x.size(0), out_features}, input.options());
+  int8_linear_into(x.data_ptr<float>(), x.size(0), K, weight, weight_scale, weight_sum, bias, out_features,
+                   out.data_ptr<float>());
   return out.view(out_shape);
 }
 

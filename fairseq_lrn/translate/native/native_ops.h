@@ -14,6 +14,13 @@ namespace fairseq_lrn_native {
 at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& weight_scale,
                        const at::Tensor& weight_sum, const c10::optional<at::Tensor>& bias, int64_t out_features);
 
+// int8_linear.cpp: the same product of M rows of K contiguous floats `x` into `y`, M x out_features
+// contiguous floats the caller owns: no tensor is made (at one row a tensor's views and allocation
+// cost more than a 256 x 256 product).
+void int8_linear_into(const float* x, int64_t M, int64_t K, const at::Tensor& weight, const at::Tensor& weight_scale,
+                      const at::Tensor& weight_sum, const c10::optional<at::Tensor>& bias, int64_t out_features,
+                      float* y);
+
 // fused_step.cpp: torch.ops.fairseq_lrn.lrn_cell, writing the new state into `h` (rows, D), a
 // float32 tensor whose rows may be strided (a layer's slice of a (rows, layers, D) state).
 void lrn_cell_into(const at::Tensor& projected, const at::Tensor& h_prev, const c10::optional<at::Tensor>& norm_weight,
