@@ -133,7 +133,8 @@ std::tuple<at::Tensor, at::Tensor> transformer_lrn_layers(
   int64_t wide_features = C, hidden_features = 0;
   for (int64_t l = 0; l < L; ++l) {
     const LayerParams p{params, out_features, l};
-    wide_features = std::max({wide_features, p.out(kCellProjOut), p.out(kQueryProjOut), p.out(kOutProjOut), p.out(kFc2Out)});
+    wide_features =
+        std::max({wide_features, p.out(kCellProjOut), p.out(kQueryProjOut), p.out(kOutProjOut), p.out(kFc2Out)});
     hidden_features = std::max(hidden_features, p.out(kFc1Out));
   }
   std::vector<float> wide(N * wide_features), hidden(N * hidden_features);
@@ -142,9 +143,9 @@ std::tuple<at::Tensor, at::Tensor> transformer_lrn_layers(
     const LayerParams p{params, out_features, l};
     const auto cell_norm = p.layer_norm(kCellLayerNorm, C), attention_norm = p.layer_norm(kAttentionLayerNorm, C),
                final_norm = p.layer_norm(kFinalLayerNorm, C);
+    TORCH_CHECK(p.out(kOutProjOut) == C && p.out(kFc2Out) == C, "transformer_lrn_layers: layer ", l,
+                "'s out_proj and fc2 give ", p.out(kOutProjOut), " and ", p.out(kFc2Out), " features, not ", C);
     // the LRN: its new state is the sub-layer's output
-    TORCH_CHECK(p.out(kOutProjOut) == C && p.out(kFc2Out) == C, "transformer_lrn_layers: layer ", l, "'s out_proj and fc2 give ",
-                p.out(kOutProjOut), " and ", p.out(kFc2Out), " features, not ", C);
     at::Tensor h = h_new.select(1, l);
     p.linear(sublayer_input(cell_norm), N, C, kCellProj, kCellProjOut, wide.data());
     fairseq_lrn_native::lrn_cell_into(at::from_blob(wide.data(), {N, p.out(kCellProjOut)}, floats), h_prev.select(1, l),
