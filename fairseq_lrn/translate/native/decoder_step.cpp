@@ -128,13 +128,14 @@ std::tuple<at::Tensor, at::Tensor> transformer_lrn_layers(
     return np;
   };
   // the products' outputs, written in place rather than as new tensors: `wide` takes the cell's
-  // projection, the query and the attention's output; `hidden` the feed-forward's hidden layer
-  // (fc2's output goes to `wide`)
+  // projection, the query and the attention's and fc2's outputs (C each); `hidden` the
+  // feed-forward's hidden layer
   int64_t wide_features = C, hidden_features = 0;
   for (int64_t l = 0; l < L; ++l) {
     const LayerParams p{params, out_features, l};
-    wide_features =
-        std::max({wide_features, p.out(kCellProjOut), p.out(kQueryProjOut), p.out(kOutProjOut), p.out(kFc2Out)});
+    TORCH_CHECK(p.out(kOutProjOut) == C && p.out(kFc2Out) == C, "transformer_lrn_layers: layer ", l,
+                "'s out_proj and fc2 give ", p.out(kOutProjOut), " and ", p.out(kFc2Out), " features, not ", C);
+    wide_features = std::max({wide_features, p.out(kCellProjOut), p.out(kQueryProjOut)});
     hidden_features = std::max(hidden_features, p.out(kFc1Out));
   }
   std::vector<float> wide(N * wide_features), hidden(N * hidden_features);
@@ -143,8 +144,6 @@ std::tuple<at::Tensor, at::Tensor> transformer_lrn_layers(
     const LayerParams p{params, out_features, l};
     const auto cell_norm = p.layer_norm(kCellLayerNorm, C), attention_norm = p.layer_norm(kAttentionLayerNorm, C),
                final_norm = p.layer_norm(kFinalLayerNorm, C);
-    TORCH_CHECK(p.out(kOutProjOut) == C && p.out(kFc2Out) == C, "transformer_lrn_layers: layer ", l,
-                "'s out_proj and fc2 give ", p.out(kOutProjOut), " and ", p.out(kFc2Out), " features, not ", C);
     // the LRN: its new state is the sub-layer's output
     at::Tensor h = h_new.select(1, l);
     p.linear(sublayer_input(cell_norm), N, C, kCellProj, kCellProjOut, wide.data());
